@@ -1,0 +1,1 @@
+//! samgeo-host: an HTTP server that runs Segment Anything models on geospatial rasters.

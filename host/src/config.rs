@@ -1,0 +1,405 @@
+//! The server's configuration: `samgeo.toml`, overridden by `SAMGEO_*` environment variables and
+//! then by command-line flags. Unknown keys and bad values stop start-up with a message naming them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub runtime: RuntimeConfig,
+    pub caches: CacheConfig,
+    /// Model files per version ("sam", "sam2", "sam3") and model id.
+    pub models: BTreeMap<String, BTreeMap<String, ModelFiles>>,
+    pub plugins: PluginsConfig,
+}
+
+/// `[server]`: the HTTP side.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    /// Largest accepted request body (the upload plus form fields), in bytes.
+    pub max_upload_bytes: u64,
+    /// Largest accepted image, in pixels (width × height).
+    pub max_pixels: u64,
+    /// Time limit for one request, in seconds; past it the client gets 504.
+    pub request_timeout_secs: u64,
+    /// Inferences that may run at once.
+    pub max_concurrent_inferences: usize,
+    /// Requests that may wait for an inference slot; past that the client gets 503.
+    pub max_queued_requests: usize,
+    /// When set, every route but `/health` needs `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+    /// Origins allowed by CORS; empty allows none.
+    pub cors_origins: Vec<String>,
+    /// The only directory the server writes to (compiled plugin cache).
+    pub cache_dir: PathBuf,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "0.0.0.0".into(),
+            port: 8000,
+            max_upload_bytes: 512 * 1024 * 1024,
+            max_pixels: 268_435_456,
+            request_timeout_secs: 300,
+            max_concurrent_inferences: 2,
+            max_queued_requests: 32,
+            api_key: None,
+            cors_origins: Vec::new(),
+            cache_dir: PathBuf::from(".samgeo-cache"),
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// `[runtime]`: ONNX Runtime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Path of `libonnxruntime.so` (the `ORT_DYLIB_PATH` environment variable wins when set).
+    pub onnxruntime_library: PathBuf,
+    /// Execution providers in order of preference: "cuda", "cpu".
+    pub execution_providers: Vec<String>,
+    /// Threads per inference (intra-op); 0 lets ONNX Runtime choose.
+    pub intra_threads: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            onnxruntime_library: PathBuf::from(".ort/libonnxruntime.so.1.31.1"),
+            execution_providers: vec!["cuda".into(), "cpu".into()],
+            intra_threads: 0,
+        }
+    }
+}
+
+/// `[caches]`: what stays in memory between requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Loaded models kept at once (least recently used goes first).
+    pub max_loaded_models: usize,
+    /// Bytes of image embeddings kept (least recently used goes first).
+    pub embedding_cache_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_loaded_models: 2,
+            embedding_cache_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[models.<version>.<id>]`: the ONNX files of one model and, where an export differs from the
+/// standard one, its tensor names.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFiles {
+    /// Image encoder (SAM, SAM2, SAM3).
+    pub encoder: Option<PathBuf>,
+    /// Prompt/mask decoder (SAM, SAM2, SAM3).
+    pub decoder: Option<PathBuf>,
+    /// Language encoder (SAM3 only).
+    pub language_encoder: Option<PathBuf>,
+    /// CLIP BPE vocabulary (SAM3 only).
+    pub tokenizer_vocab: Option<PathBuf>,
+    /// True for the project's generated demo models (not SAM; shown in `GET /models`).
+    #[serde(default)]
+    pub demo: bool,
+    /// Tensor name overrides: standard name → name in this export.
+    #[serde(default)]
+    pub tensors: BTreeMap<String, String>,
+}
+
+/// `[plugins]`: the WebAssembly formatters and filters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Directory holding the components (`*.wasm`).
+    pub directory: PathBuf,
+    /// `output_format` name → component file (relative to `directory`). Formatter components
+    /// in the directory that are not listed register under the name they report.
+    pub formats: BTreeMap<String, String>,
+    /// Filter chain: component files (relative to `directory`), applied in order.
+    pub filters: Vec<String>,
+    /// Options passed to a plugin with every call, per plugin name.
+    pub options: BTreeMap<String, BTreeMap<String, String>>,
+    /// Linear memory one plugin call may use, in bytes.
+    pub memory_limit_bytes: u64,
+    /// Time one plugin call may take, in milliseconds.
+    pub call_timeout_ms: u64,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        let formats = ["geojson", "geotiff", "png", "json", "detections"]
+            .into_iter()
+            .map(|n| (n.to_string(), format!("{n}.wasm")))
+            .collect();
+        PluginsConfig {
+            directory: PathBuf::from("target/plugins/dist"),
+            formats,
+            filters: vec!["size.wasm".into(), "foreground.wasm".into(), "unique.wasm".into()],
+            options: BTreeMap::new(),
+            memory_limit_bytes: 512 * 1024 * 1024,
+            call_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// The three model families and their ids, as the seed names them.
+pub const MODEL_VERSIONS: [&str; 3] = ["sam", "sam2", "sam3"];
+
+/// Valid model ids per version, default first.
+pub fn model_ids(version: &str) -> &'static [&'static str] {
+    match version {
+        "sam" => &["vit_h", "vit_l", "vit_b"],
+        "sam2" => &[
+            "sam2-hiera-tiny",
+            "sam2-hiera-small",
+            "sam2-hiera-base-plus",
+            "sam2-hiera-large",
+        ],
+        "sam3" => &["facebook/sam3", "facebook/sam3.1"],
+        _ => &[],
+    }
+}
+
+/// The id used when a request names none.
+pub fn default_model_id(version: &str) -> Option<&'static str> {
+    match version {
+        "sam" => Some("vit_h"),
+        "sam2" => Some("sam2-hiera-large"),
+        "sam3" => Some("facebook/sam3"),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// Reads `path` when it exists (else built-in defaults), applies `SAMGEO_*` variables from
+    /// `env`, and checks the result.
+    pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Config> {
+        let mut table = if path.exists() {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            text.parse::<toml::Table>()
+                .with_context(|| format!("parsing {}", path.display()))?
+        } else {
+            toml::Table::new()
+        };
+        apply_env_overrides(&mut table, env)?;
+        let mut config: Config = toml::Value::Table(table)
+            .try_into()
+            .with_context(|| format!("invalid configuration in {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Makes relative file paths relative to the directory of the config file.
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && !base.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.server.cache_dir);
+        fix(&mut self.runtime.onnxruntime_library);
+        fix(&mut self.plugins.directory);
+        for ids in self.models.values_mut() {
+            for files in ids.values_mut() {
+                for p in [
+                    &mut files.encoder,
+                    &mut files.decoder,
+                    &mut files.language_encoder,
+                    &mut files.tokenizer_vocab,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    fix(p);
+                }
+            }
+        }
+    }
+
+    /// Checks values that the types alone cannot.
+    pub fn validate(&self) -> Result<()> {
+        if self.server.max_concurrent_inferences == 0 {
+            bail!("server.max_concurrent_inferences must be at least 1");
+        }
+        if self.server.request_timeout_secs == 0 {
+            bail!("server.request_timeout_secs must be at least 1");
+        }
+        if self.caches.max_loaded_models == 0 {
+            bail!("caches.max_loaded_models must be at least 1");
+        }
+        if self.plugins.call_timeout_ms == 0 {
+            bail!("plugins.call_timeout_ms must be at least 1");
+        }
+        if self.plugins.memory_limit_bytes < 1024 * 1024 {
+            bail!("plugins.memory_limit_bytes must be at least 1048576");
+        }
+        for ep in &self.runtime.execution_providers {
+            if ep != "cuda" && ep != "cpu" {
+                bail!("runtime.execution_providers: unknown provider '{ep}' (known: cuda, cpu)");
+            }
+        }
+        if self.server.api_key.as_deref() == Some("") {
+            bail!("server.api_key is empty: remove the key to disable authentication");
+        }
+        for (version, ids) in &self.models {
+            if !MODEL_VERSIONS.contains(&version.as_str()) {
+                bail!("models.{version}: unknown model version (known: sam, sam2, sam3)");
+            }
+            for (id, files) in ids {
+                if !model_ids(version).contains(&id.as_str()) {
+                    bail!(
+                        "models.{version}.\"{id}\": unknown model id (known: {:?})",
+                        model_ids(version)
+                    );
+                }
+                let needs: &[(&str, bool)] = match version.as_str() {
+                    "sam3" => &[
+                        ("encoder", files.encoder.is_some()),
+                        ("decoder", files.decoder.is_some()),
+                        ("language_encoder", files.language_encoder.is_some()),
+                        ("tokenizer_vocab", files.tokenizer_vocab.is_some()),
+                    ],
+                    _ => &[
+                        ("encoder", files.encoder.is_some()),
+                        ("decoder", files.decoder.is_some()),
+                    ],
+                };
+                for (key, present) in needs {
+                    if !present {
+                        bail!("models.{version}.\"{id}\".{key} is missing");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The files configured for a model, if any.
+    pub fn model_files(&self, version: &str, id: &str) -> Option<&ModelFiles> {
+        self.models.get(version)?.get(id)
+    }
+}
+
+/// Applies `SAMGEO_<SECTION>_<KEY>=value` (e.g. `SAMGEO_SERVER_PORT=9000`,
+/// `SAMGEO_CACHES_MAX_LOADED_MODELS=4`). The value is read as a TOML value when it parses as one
+/// (numbers, booleans, arrays), else as a string.
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<()> {
+    const SECTIONS: [&str; 4] = ["server", "runtime", "caches", "plugins"];
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix("SAMGEO_") else {
+            continue;
+        };
+        let lower = rest.to_ascii_lowercase();
+        let Some((section, key)) = lower.split_once('_') else {
+            continue;
+        };
+        if !SECTIONS.contains(&section) {
+            // Other SAMGEO_* variables (SAMGEO_REAL_DATA, ...) are not configuration.
+            continue;
+        }
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let entry = table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(section_table) = entry.as_table_mut() else {
+            bail!("{name}: [{section}] in the config file is not a table");
+        };
+        section_table.insert(key.to_string(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Config> {
+        let dir = std::env::temp_dir().join(format!("samgeo-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.toml", text.len()));
+        std::fs::write(&path, text).unwrap();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let result = Config::load(&path, env);
+        std::fs::remove_file(&path).ok();
+        result
+    }
+
+    #[test]
+    fn missing_file_gives_defaults() {
+        let c = Config::load(Path::new("/nonexistent/samgeo.toml"), Vec::new()).unwrap();
+        assert_eq!(c.server.port, 8000);
+        assert_eq!(c.plugins.formats["geojson"], "geojson.wasm");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load_str("[server]\nprot = 1\n", &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("prot"), "{err:#}");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let c = load_str(
+            "[server]\nport = 1234\n",
+            &[("SAMGEO_SERVER_PORT", "4321"), ("SAMGEO_REAL_DATA", "/x")],
+        )
+        .unwrap();
+        assert_eq!(c.server.port, 4321);
+    }
+
+    #[test]
+    fn bad_env_value_is_named() {
+        let err = load_str("", &[("SAMGEO_SERVER_PORT", "eighty")]).unwrap_err();
+        assert!(format!("{err:#}").contains("port"), "{err:#}");
+    }
+
+    #[test]
+    fn unknown_model_id_is_rejected() {
+        let err = load_str(
+            "[models.sam.vit_x]\nencoder = \"a\"\ndecoder = \"b\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("vit_x"));
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let c = load_str(
+            "[models.sam.vit_b]\nencoder = \"m/e.onnx\"\ndecoder = \"m/d.onnx\"\n",
+            &[],
+        )
+        .unwrap();
+        let enc = c.model_files("sam", "vit_b").unwrap().encoder.clone().unwrap();
+        assert!(enc.is_absolute() && enc.ends_with("m/e.onnx"), "{enc:?}");
+    }
+}

@@ -5,3 +5,7 @@
 
 pub mod config;
 pub mod masks;
+pub mod error;
+pub mod raster;
+pub mod models;
+pub mod cache;

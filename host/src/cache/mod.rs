@@ -1,0 +1,10 @@
+//! What stays in memory between requests: loaded models, image embeddings, and the bound on
+//! inferences running at once.
+
+mod embeddings;
+mod limiter;
+mod models;
+
+pub use embeddings::{EmbeddingCache, EmbeddingKey};
+pub use limiter::{InferenceLimiter, InferencePermit};
+pub use models::{ModelCache, ModelKey};

@@ -1,0 +1,141 @@
+//! Promptable segmentation models behind one trait: encode an image once, decode many prompts
+//! against its embedding. One implementation per family (SAM, SAM2), each on ONNX Runtime.
+
+mod postprocess;
+mod preprocess;
+pub mod runtime;
+mod sam;
+mod sam2;
+mod tensors;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ndarray::ArrayD;
+
+pub use postprocess::{mask_from_logits, LowResFrame};
+pub use preprocess::{resize_rgb, Normalisation};
+pub use runtime::OnnxRuntime;
+
+use crate::config::ModelFiles;
+use crate::raster::RgbImage;
+
+/// The model families the server knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelFamily {
+    Sam,
+    Sam2,
+}
+
+/// An image encoded once, reused for every prompt on that image.
+#[derive(Debug)]
+pub struct Embedding {
+    /// Encoder outputs by standard tensor name.
+    pub tensors: Vec<(String, ArrayD<f32>)>,
+    /// Size of the original image in pixels (prompts and masks live in this frame).
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Embedding {
+    /// Bytes held, for the cache's budget.
+    pub fn size_bytes(&self) -> u64 {
+        self.tensors
+            .iter()
+            .map(|(_, t)| (t.len() * std::mem::size_of::<f32>()) as u64)
+            .sum::<u64>()
+            + 64
+    }
+
+    /// A tensor by standard name.
+    pub fn tensor(&self, name: &str) -> Option<&ArrayD<f32>> {
+        self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+}
+
+/// One prompt row: points (with labels 1/0) and at most one box, in original pixel coordinates.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DecoderPrompt {
+    pub points: Vec<[f64; 2]>,
+    pub labels: Vec<i32>,
+    pub bbox: Option<[f64; 4]>,
+}
+
+/// Candidate masks of one prompt row: low-resolution logits and a predicted IoU each.
+#[derive(Debug, Clone)]
+pub struct DecodedMasks {
+    /// Each candidate's logits, row-major over `frame`.
+    pub logits: Vec<Vec<f32>>,
+    pub scores: Vec<f32>,
+    /// How the logits map onto the original image.
+    pub frame: LowResFrame,
+}
+
+/// Why a model could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A file is missing or is not the export we expect (server configuration): 503.
+    #[error("{0}")]
+    Unavailable(String),
+    /// ONNX Runtime failed while running: 500.
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+impl From<ModelError> for crate::error::AppError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Unavailable(m) => crate::error::AppError::unavailable(m),
+            ModelError::Inference(m) => crate::error::AppError::internal(m),
+        }
+    }
+}
+
+/// A model that encodes an image once and decodes prompts against the embedding.
+pub trait PromptableModel: Send + Sync {
+    /// Which family this is.
+    fn family(&self) -> ModelFamily;
+
+    /// Longest side of the RGB image the encoder wants (the raster is read at most this large).
+    fn input_side(&self) -> u32;
+
+    /// Encodes `image`, a possibly downsampled view of an original of `width`×`height` pixels.
+    fn encode(&self, image: &RgbImage, width: u32, height: u32) -> Result<Embedding, ModelError>;
+
+    /// Decodes prompt rows against `embedding`. With `multimask`, every candidate comes back;
+    /// otherwise the single best mask per row.
+    fn decode(
+        &self,
+        embedding: &Embedding,
+        prompts: &[DecoderPrompt],
+        multimask: bool,
+    ) -> Result<Vec<DecodedMasks>, ModelError>;
+}
+
+/// Loads the model of `family` from `files` (blocking: reads and optimises the ONNX graphs).
+pub fn load(
+    runtime: &OnnxRuntime,
+    family: ModelFamily,
+    config_key: &str,
+    files: &ModelFiles,
+) -> Result<Arc<dyn PromptableModel>, ModelError> {
+    let path = |p: &Option<PathBuf>, what: &str| -> Result<PathBuf, ModelError> {
+        let p = p.clone().ok_or_else(|| {
+            ModelError::Unavailable(format!("{config_key}.{what} is not configured"))
+        })?;
+        if !p.is_file() {
+            return Err(ModelError::Unavailable(format!(
+                "{config_key}.{what}: model file {} does not exist",
+                p.display()
+            )));
+        }
+        Ok(p)
+    };
+    let encoder = path(&files.encoder, "encoder")?;
+    let decoder = path(&files.decoder, "decoder")?;
+    let names = tensors::TensorNames::new(&files.tensors);
+    Ok(match family {
+        ModelFamily::Sam => Arc::new(sam::Sam::load(runtime, &encoder, &decoder, names)?),
+        ModelFamily::Sam2 => Arc::new(sam2::Sam2::load(runtime, &encoder, &decoder, names)?),
+    })
+}

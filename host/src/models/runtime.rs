@@ -1,0 +1,92 @@
+//! ONNX Runtime: the shared library loaded at start-up and sessions built on the configured
+//! execution providers, in order, with a log line saying which one each session got.
+
+use std::path::Path;
+
+use ort::environment::Environment;
+use ort::ep::{ExecutionProvider, CPU, CUDA};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+
+use super::ModelError;
+use crate::config::RuntimeConfig;
+
+/// The loaded ONNX Runtime library and the session settings from `[runtime]`.
+#[derive(Clone)]
+pub struct OnnxRuntime {
+    environment: Environment,
+    providers: Vec<String>,
+    intra_threads: usize,
+}
+
+impl OnnxRuntime {
+    /// Loads `libonnxruntime` (the `ORT_DYLIB_PATH` environment variable wins over the
+    /// configured path). Fails with a message naming the file instead of panicking.
+    pub fn init(config: &RuntimeConfig) -> anyhow::Result<OnnxRuntime> {
+        let path = std::env::var_os("ORT_DYLIB_PATH")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| config.onnxruntime_library.clone());
+        if !path.is_file() {
+            anyhow::bail!(
+                "ONNX Runtime library {} not found (set runtime.onnxruntime_library or ORT_DYLIB_PATH; scripts/setup installs it)",
+                path.display()
+            );
+        }
+        let environment = ort::init_from(&path)
+            .map_err(|e| anyhow::anyhow!("cannot load ONNX Runtime from {}: {e}", path.display()))?
+            .with_name("samgeo")
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot start ONNX Runtime: {e}"))?;
+        tracing::info!(library = %path.display(), "ONNX Runtime loaded");
+        Ok(OnnxRuntime {
+            environment,
+            providers: config.execution_providers.clone(),
+            intra_threads: config.intra_threads,
+        })
+    }
+
+    /// Builds a session for `model`, trying the configured execution providers in order.
+    pub fn session(&self, model: &Path) -> Result<Session, ModelError> {
+        let mut last_error = String::from("no execution provider configured");
+        for provider in &self.providers {
+            match self.try_session(model, provider) {
+                Ok(session) => {
+                    tracing::info!(model = %model.display(), provider = %provider, "session ready");
+                    return Ok(session);
+                }
+                Err(e) => {
+                    tracing::info!(model = %model.display(), provider = %provider, error = %e, "execution provider not used");
+                    last_error = e;
+                }
+            }
+        }
+        Err(ModelError::Unavailable(format!(
+            "cannot load model {}: {last_error}",
+            model.display()
+        )))
+    }
+
+    fn try_session(&self, model: &Path, provider: &str) -> Result<Session, String> {
+        let dispatch = match provider {
+            "cuda" => {
+                if !CUDA::is_available().unwrap_or(false) {
+                    return Err("this ONNX Runtime build has no CUDA provider".into());
+                }
+                CUDA::default().build().error_on_failure()
+            }
+            _ => CPU::default().build().error_on_failure(),
+        };
+        let mut builder = Session::builder(&self.environment)
+            .map_err(|e| e.to_string())?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| e.to_string())?
+            .with_execution_providers([dispatch])
+            .map_err(|e| e.to_string())?;
+        if self.intra_threads > 0 {
+            builder = builder
+                .with_intra_threads(self.intra_threads)
+                .map_err(|e| e.to_string())?;
+        }
+        builder.commit_from_file(model).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,250 @@
+//! SAM (ViT-B/L/H): the official image encoder export (or samexporter's encoder with built-in
+//! preprocessing) and the official prompt decoder export.
+
+use std::path::Path;
+
+use ndarray::{Array, ArrayD, IxDyn};
+use ort::session::Session;
+use ort::value::TensorRef;
+use parking_lot::Mutex;
+
+use super::postprocess::LowResFrame;
+use super::preprocess::{longest_side_size, resize_rgb, to_chw_tensor, Normalisation};
+use super::runtime::OnnxRuntime;
+use super::tensors::TensorNames;
+use super::{DecodedMasks, DecoderPrompt, Embedding, ModelError, ModelFamily, PromptableModel};
+use crate::raster::RgbImage;
+
+/// The encoder's square input side.
+const SIDE: u32 = 1024;
+/// Side of the decoder's low-resolution masks.
+const LOW_RES: u32 = 256;
+
+/// A loaded SAM model. ONNX Runtime sessions need exclusive access to run, hence the locks.
+pub struct Sam {
+    encoder: Mutex<Session>,
+    decoder: Mutex<Session>,
+    names: TensorNames,
+    /// samexporter's encoder takes raw `input_image` [H, W, 3] and normalises inside.
+    raw_input_encoder: bool,
+}
+
+impl Sam {
+    /// Loads both sessions and checks that they are SAM exports.
+    pub fn load(
+        runtime: &OnnxRuntime,
+        encoder: &Path,
+        decoder: &Path,
+        names: TensorNames,
+    ) -> Result<Sam, ModelError> {
+        let encoder_session = runtime.session(encoder)?;
+        let decoder_session = runtime.session(decoder)?;
+        let has_input = |s: &Session, n: &str| s.inputs().iter().any(|i| i.name() == n);
+        let raw_input_encoder = has_input(&encoder_session, &names.get("input_image"));
+        if !raw_input_encoder && !has_input(&encoder_session, &names.get("image")) {
+            return Err(ModelError::Unavailable(format!(
+                "{} is not a SAM image encoder: it has no input named '{}' or '{}'",
+                encoder.display(),
+                names.get("image"),
+                names.get("input_image")
+            )));
+        }
+        for input in [
+            "image_embeddings",
+            "point_coords",
+            "point_labels",
+            "mask_input",
+            "has_mask_input",
+            "orig_im_size",
+        ] {
+            if !has_input(&decoder_session, &names.get(input)) {
+                return Err(ModelError::Unavailable(format!(
+                    "{} is not a SAM decoder export: it has no input named '{}'",
+                    decoder.display(),
+                    names.get(input)
+                )));
+            }
+        }
+        Ok(Sam {
+            encoder: Mutex::new(encoder_session),
+            decoder: Mutex::new(decoder_session),
+            names,
+            raw_input_encoder,
+        })
+    }
+}
+
+fn run_err(e: impl std::fmt::Display) -> ModelError {
+    ModelError::Inference(e.to_string())
+}
+
+impl PromptableModel for Sam {
+    fn family(&self) -> ModelFamily {
+        ModelFamily::Sam
+    }
+
+    fn input_side(&self) -> u32 {
+        SIDE
+    }
+
+    fn encode(&self, image: &RgbImage, width: u32, height: u32) -> Result<Embedding, ModelError> {
+        let (rw, rh) = longest_side_size(width, height, SIDE);
+        let resized = resize_rgb(image, rw, rh);
+        let (input_name, tensor) = if self.raw_input_encoder {
+            let data: Vec<f32> = resized.pixels.iter().map(|&v| v as f32).collect();
+            let t = ArrayD::from_shape_vec(IxDyn(&[rh as usize, rw as usize, 3]), data)
+                .map_err(run_err)?;
+            (self.names.get("input_image"), t)
+        } else {
+            (
+                self.names.get("image"),
+                to_chw_tensor(&resized, SIDE as usize, Normalisation::SAM),
+            )
+        };
+        let mut session = self.encoder.lock();
+        let outputs = session
+            .run(ort::inputs![input_name => TensorRef::from_array_view(tensor.view()).map_err(run_err)?])
+            .map_err(run_err)?;
+        let name = self.names.get("image_embeddings");
+        let embedding = outputs
+            .get(&name)
+            .ok_or_else(|| ModelError::Inference(format!("encoder has no output '{name}'")))?
+            .try_extract_array::<f32>()
+            .map_err(run_err)?
+            .to_owned();
+        Ok(Embedding {
+            tensors: vec![("image_embeddings".into(), embedding)],
+            width,
+            height,
+        })
+    }
+
+    fn decode(
+        &self,
+        embedding: &Embedding,
+        prompts: &[DecoderPrompt],
+        multimask: bool,
+    ) -> Result<Vec<DecodedMasks>, ModelError> {
+        let (w, h) = (embedding.width, embedding.height);
+        let (rw, rh) = longest_side_size(w, h, SIDE);
+        let (sx, sy) = (rw as f64 / w as f64, rh as f64 / h as f64);
+        let image_embeddings = embedding
+            .tensor("image_embeddings")
+            .ok_or_else(|| ModelError::Inference("embedding lacks image_embeddings".into()))?;
+        // The decoder's full-size `masks` output is not used (we upsample the low-res logits
+        // ourselves, only where a mask is), so ask for it at a small size of the same shape.
+        let (small_w, small_h) = longest_side_size(w, h, LOW_RES);
+        let orig_im_size = Array::from_vec(vec![small_h as f32, small_w as f32]).into_dyn();
+        let mask_input = ArrayD::<f32>::zeros(IxDyn(&[1, 1, 256, 256]));
+        let has_mask_input = Array::from_vec(vec![0f32]).into_dyn();
+        let frame = LowResFrame {
+            width: LOW_RES,
+            height: LOW_RES,
+            scale_x: sx * LOW_RES as f64 / SIDE as f64,
+            scale_y: sy * LOW_RES as f64 / SIDE as f64,
+            image_width: w,
+            image_height: h,
+        };
+        let mut session = self.decoder.lock();
+        let mut results = Vec::with_capacity(prompts.len());
+        for prompt in prompts {
+            let (coords, labels) = point_arrays(prompt, sx, sy);
+            let n = labels.len();
+            let coords = ArrayD::from_shape_vec(IxDyn(&[1, n, 2]), coords).map_err(run_err)?;
+            let labels = ArrayD::from_shape_vec(IxDyn(&[1, n]), labels).map_err(run_err)?;
+            let outputs = session
+                .run(ort::inputs![
+                    self.names.get("image_embeddings") => TensorRef::from_array_view(image_embeddings.view()).map_err(run_err)?,
+                    self.names.get("point_coords") => TensorRef::from_array_view(coords.view()).map_err(run_err)?,
+                    self.names.get("point_labels") => TensorRef::from_array_view(labels.view()).map_err(run_err)?,
+                    self.names.get("mask_input") => TensorRef::from_array_view(mask_input.view()).map_err(run_err)?,
+                    self.names.get("has_mask_input") => TensorRef::from_array_view(has_mask_input.view()).map_err(run_err)?,
+                    self.names.get("orig_im_size") => TensorRef::from_array_view(orig_im_size.view()).map_err(run_err)?,
+                ])
+                .map_err(run_err)?;
+            let get = |name: &str| -> Result<ArrayD<f32>, ModelError> {
+                let n = self.names.get(name);
+                Ok(outputs
+                    .get(&n)
+                    .ok_or_else(|| ModelError::Inference(format!("decoder has no output '{n}'")))?
+                    .try_extract_array::<f32>()
+                    .map_err(run_err)?
+                    .to_owned())
+            };
+            let scores = get("iou_predictions")?;
+            let low_res = get("low_res_masks")?;
+            results.push(select_candidates(&low_res, &scores, multimask, frame)?);
+        }
+        Ok(results)
+    }
+}
+
+/// Points and labels in the 1024 frame: the box as corner points labelled 2 and 3, or a
+/// padding point labelled -1 when there is no box (as the official export expects).
+pub(super) fn point_arrays(prompt: &DecoderPrompt, sx: f64, sy: f64) -> (Vec<f32>, Vec<f32>) {
+    let mut coords = Vec::with_capacity(prompt.points.len() * 2 + 4);
+    let mut labels = Vec::with_capacity(prompt.points.len() + 2);
+    for (p, &l) in prompt.points.iter().zip(&prompt.labels) {
+        coords.extend([(p[0] * sx) as f32, (p[1] * sy) as f32]);
+        labels.push(l as f32);
+    }
+    match prompt.bbox {
+        Some(b) => {
+            coords.extend([(b[0] * sx) as f32, (b[1] * sy) as f32]);
+            coords.extend([(b[2] * sx) as f32, (b[3] * sy) as f32]);
+            labels.extend([2.0, 3.0]);
+        }
+        None => {
+            coords.extend([0.0, 0.0]);
+            labels.push(-1.0);
+        }
+    }
+    (coords, labels)
+}
+
+/// Picks the candidates of one prompt row: with 4 masks (single-mask token + 3), the first for
+/// a single mask and the other three for multimask; with any other count, the best-scored one
+/// or all of them.
+pub(super) fn select_candidates(
+    low_res: &ArrayD<f32>,
+    scores: &ArrayD<f32>,
+    multimask: bool,
+    frame: LowResFrame,
+) -> Result<DecodedMasks, ModelError> {
+    let shape = low_res.shape();
+    if shape.len() != 4 || shape[2] != frame.height as usize || shape[3] != frame.width as usize {
+        return Err(ModelError::Inference(format!(
+            "decoder masks have shape {shape:?}; expected [1, K, {}, {}]",
+            frame.height, frame.width
+        )));
+    }
+    let k = shape[1];
+    let scores: Vec<f32> = scores.iter().copied().collect();
+    if scores.len() != k {
+        return Err(ModelError::Inference(format!(
+            "decoder gives {} scores for {k} masks",
+            scores.len()
+        )));
+    }
+    let chosen: Vec<usize> = match (k, multimask) {
+        (4, true) => vec![1, 2, 3],
+        (4, false) => vec![0],
+        (_, true) => (0..k).collect(),
+        (_, false) => {
+            let best = (0..k)
+                .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+                .unwrap_or(0);
+            vec![best]
+        }
+    };
+    let plane = frame.width as usize * frame.height as usize;
+    let flat = low_res.as_slice().map(<[f32]>::to_vec).unwrap_or_else(|| low_res.iter().copied().collect());
+    Ok(DecodedMasks {
+        logits: chosen
+            .iter()
+            .map(|&i| flat[i * plane..(i + 1) * plane].to_vec())
+            .collect(),
+        scores: chosen.iter().map(|&i| scores[i]).collect(),
+        frame,
+    })
+}

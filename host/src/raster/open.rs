@@ -1,0 +1,217 @@
+//! Opening uploaded bytes with GDAL from memory and reading the model's RGB image from them.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gdal::raster::{GdalDataType, ResampleAlg};
+use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
+
+use super::bands::BandSelection;
+use super::stretch::percentile_stretch;
+use super::{RasterError, RasterInfo, RgbImage};
+
+/// Drivers the server accepts; everything else is refused before GDAL parses it.
+const ALLOWED_DRIVERS: [&str; 3] = ["GTiff", "PNG", "JPEG"];
+
+/// Limits checked on the header, before any pixel is read.
+#[derive(Debug, Clone, Copy)]
+pub struct RasterLimits {
+    /// Largest image accepted, in pixels.
+    pub max_pixels: u64,
+}
+
+/// A `/vsimem/` file that GDAL owns; unlinked (and freed) on drop.
+struct VsiMemFile(PathBuf);
+
+impl Drop for VsiMemFile {
+    fn drop(&mut self) {
+        let _ = gdal::vsi::unlink_mem_file(&self.0);
+    }
+}
+
+/// An uploaded raster opened with GDAL. The dataset is closed before its memory file goes.
+pub struct OpenRaster {
+    dataset: Dataset,
+    info: RasterInfo,
+    _file: VsiMemFile,
+}
+
+static NEXT_FILE: AtomicU64 = AtomicU64::new(0);
+
+impl OpenRaster {
+    /// Opens `bytes` (GeoTIFF, PNG or JPEG) and reads its header. Fails with a message naming
+    /// the problem for empty, corrupt or unsupported files and with `TooLarge` past the limits.
+    pub fn open(bytes: Vec<u8>, limits: RasterLimits) -> Result<OpenRaster, RasterError> {
+        if bytes.is_empty() {
+            return Err(RasterError::Invalid("The uploaded file is empty".into()));
+        }
+        let name = PathBuf::from(format!(
+            "/vsimem/samgeo/upload-{}-{}",
+            std::process::id(),
+            NEXT_FILE.fetch_add(1, Ordering::Relaxed)
+        ));
+        gdal::vsi::create_mem_file(&name, bytes)
+            .map_err(|e| RasterError::Invalid(format!("Cannot hold the upload in memory: {e}")))?;
+        let file = VsiMemFile(name);
+        let options = DatasetOptions {
+            open_flags: GdalOpenFlags::GDAL_OF_RASTER | GdalOpenFlags::GDAL_OF_READONLY,
+            allowed_drivers: Some(&ALLOWED_DRIVERS),
+            ..Default::default()
+        };
+        let dataset = Dataset::open_ex(&file.0, options).map_err(|e| {
+            RasterError::Invalid(format!(
+                "Cannot read the uploaded file as a GeoTIFF, PNG or JPEG image: {}",
+                clean_gdal_message(&e.to_string())
+            ))
+        })?;
+        let (w, h) = dataset.raster_size();
+        let band_count = dataset.raster_count();
+        if w == 0 || h == 0 || band_count == 0 {
+            return Err(RasterError::Invalid(format!(
+                "The image has no pixels ({w}×{h}, {band_count} bands)"
+            )));
+        }
+        let pixels = w as u64 * h as u64;
+        if pixels > limits.max_pixels {
+            return Err(RasterError::TooLarge(format!(
+                "The image has {w}×{h} = {pixels} pixels; this server accepts at most {}",
+                limits.max_pixels
+            )));
+        }
+        let first = dataset
+            .rasterband(1)
+            .map_err(|e| RasterError::Invalid(format!("Cannot read band 1: {e}")))?;
+        let info = RasterInfo {
+            width: w as u32,
+            height: h as u32,
+            band_count,
+            data_type: first.band_type().name(),
+            driver: dataset.driver().short_name(),
+            georef: super::georef::georef_of(&dataset),
+        };
+        Ok(OpenRaster {
+            dataset,
+            info,
+            _file: file,
+        })
+    }
+
+    /// Size, bands and georeferencing.
+    pub fn info(&self) -> &RasterInfo {
+        &self.info
+    }
+
+    /// Reads the selected bands as 8-bit RGB, downsampled so the longest side is at most
+    /// `max_side` (never upsampled). Byte bands are taken as they are; other types get a
+    /// per-band 2–98 percentile stretch. Pixels that are nodata, NaN, masked or transparent
+    /// become black.
+    pub fn read_rgb(&self, bands: &BandSelection, max_side: u32) -> Result<RgbImage, RasterError> {
+        let chosen = bands.resolve(self.info.band_count)?;
+        let (w, h) = (self.info.width, self.info.height);
+        let scale = (max_side as f64 / w.max(h) as f64).min(1.0);
+        let ow = ((w as f64 * scale).round() as u32).max(1);
+        let oh = ((h as f64 * scale).round() as u32).max(1);
+        let n = ow as usize * oh as usize;
+        let mut valid = vec![true; n];
+        let mut planes: Vec<Vec<u8>> = Vec::with_capacity(3);
+        for &index in &chosen {
+            let band = self.dataset.rasterband(index).map_err(|e| {
+                RasterError::Invalid(format!("Cannot read band {index}: {e}"))
+            })?;
+            let read_err = |e: gdal::errors::GdalError| {
+                RasterError::Invalid(format!(
+                    "Cannot read the pixels of band {index}: {}",
+                    clean_gdal_message(&e.to_string())
+                ))
+            };
+            let has_invalid = band.no_data_value().is_some()
+                || band
+                    .mask_flags()
+                    .map(|f| !f.is_all_valid())
+                    .unwrap_or(false);
+            let resample = if has_invalid || scale >= 1.0 {
+                ResampleAlg::NearestNeighbour
+            } else {
+                ResampleAlg::Average
+            };
+            let window = (w as usize, h as usize);
+            let size = (ow as usize, oh as usize);
+            if has_invalid {
+                let mask = band.open_mask_band().map_err(read_err)?;
+                let m = mask
+                    .read_as::<u8>((0, 0), window, size, Some(ResampleAlg::NearestNeighbour))
+                    .map_err(read_err)?;
+                for (v, &mv) in valid.iter_mut().zip(m.data()) {
+                    *v &= mv != 0;
+                }
+            }
+            let plane = if band.band_type() == GdalDataType::UInt8 {
+                band.read_as::<u8>((0, 0), window, size, Some(resample))
+                    .map_err(read_err)?
+                    .into_shape_and_vec()
+                    .1
+            } else {
+                let values = band
+                    .read_as::<f32>((0, 0), window, size, Some(resample))
+                    .map_err(read_err)?
+                    .into_shape_and_vec()
+                    .1;
+                let band_valid: Vec<bool> = values
+                    .iter()
+                    .zip(&valid)
+                    .map(|(v, ok)| *ok && v.is_finite())
+                    .collect();
+                percentile_stretch(&values, &band_valid)
+            };
+            planes.push(plane);
+        }
+        let mut pixels = vec![0u8; n * 3];
+        for (i, px) in pixels.chunks_exact_mut(3).enumerate() {
+            if valid[i] {
+                px[0] = planes[0][i];
+                px[1] = planes[1][i];
+                px[2] = planes[2][i];
+            }
+        }
+        Ok(RgbImage {
+            width: ow,
+            height: oh,
+            pixels,
+        })
+    }
+
+    /// The GDAL dataset, for georeferencing work.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+}
+
+/// GDAL messages name the `/vsimem/` path; the client only knows "the uploaded file".
+fn clean_gdal_message(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find("/vsimem/") {
+        out.push_str(&rest[..start]);
+        out.push_str("the uploaded file");
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '\'' || c == '"' || c == ',' || c == ')')
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gdal_messages_hide_memory_paths() {
+        assert_eq!(
+            clean_gdal_message("'/vsimem/samgeo/upload-1-2' not recognized as a supported file"),
+            "'the uploaded file' not recognized as a supported file"
+        );
+    }
+}

@@ -384,6 +384,9 @@ def main() -> int:
     ap.add_argument("--only", choices=["sam", "sam2", "sam3"], nargs="*")
     args = ap.parse_args()
     t0 = time.perf_counter()
+    if not all(os.path.exists(os.path.join(args.models, f)) for f, _ in gen.MODELS):
+        print(f"models missing in {args.models}: generating them")
+        gen.main(["--out", args.models])
     check_determinism(args.models)
     for name, fn in [("sam", check_sam), ("sam2", check_sam2), ("sam3", check_sam3)]:
         if not args.only or name in args.only:

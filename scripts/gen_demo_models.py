@@ -34,8 +34,10 @@ U8 = TensorProto.UINT8
 BOOL = TensorProto.BOOL
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_VOCAB = os.path.join(
-    os.path.dirname(REPO_ROOT), "shared", "data", "tokenizer", "bpe_simple_vocab_16e6.txt.gz"
+# The CLIP vocabulary lives next to the project (../shared/data/tokenizer); override with SAMGEO_CLIP_VOCAB.
+DEFAULT_VOCAB = os.environ.get(
+    "SAMGEO_CLIP_VOCAB",
+    os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "tokenizer", "bpe_simple_vocab_16e6.txt.gz"),
 )
 
 # ---------------------------------------------------------------------------

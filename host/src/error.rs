@@ -65,8 +65,10 @@ impl std::error::Error for AppError {}
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR || self.status == StatusCode::BAD_GATEWAY {
             tracing::error!(status = self.status.as_u16(), detail = %self.detail, "request failed");
+        } else if self.status.is_server_error() {
+            tracing::warn!(status = self.status.as_u16(), detail = %self.detail, "request not served");
         } else {
             tracing::debug!(status = self.status.as_u16(), detail = %self.detail, "request rejected");
         }

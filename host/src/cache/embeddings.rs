@@ -7,7 +7,8 @@ use std::sync::{Arc, OnceLock};
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use crate::models::{Embedding, ModelError};
+use crate::error::AppError;
+use crate::models::Embedding;
 
 /// What identifies an embedding.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -20,7 +21,7 @@ pub struct EmbeddingKey {
     pub options: String,
 }
 
-type Slot = Arc<OnceLock<Result<Arc<Embedding>, String>>>;
+type Slot = Arc<OnceLock<Result<Arc<Embedding>, AppError>>>;
 
 struct Entries {
     lru: LruCache<EmbeddingKey, Arc<Embedding>>,
@@ -52,8 +53,8 @@ impl EmbeddingCache {
     pub fn get_or_compute(
         &self,
         key: &EmbeddingKey,
-        compute: impl FnOnce() -> Result<Embedding, ModelError>,
-    ) -> Result<(Arc<Embedding>, bool), ModelError> {
+        compute: impl FnOnce() -> Result<Embedding, AppError>,
+    ) -> Result<(Arc<Embedding>, bool), AppError> {
         if let Some(e) = self.entries.lock().lru.get(key) {
             return Ok((e.clone(), true));
         }
@@ -66,9 +67,7 @@ impl EmbeddingCache {
         let mut computed_here = false;
         let result = slot.get_or_init(|| {
             computed_here = true;
-            compute().map(Arc::new).map_err(|e| match e {
-                ModelError::Unavailable(m) | ModelError::Inference(m) => m,
-            })
+            compute().map(Arc::new)
         });
         let outcome = match result {
             Ok(embedding) => {
@@ -77,7 +76,7 @@ impl EmbeddingCache {
                 }
                 Ok((embedding.clone(), !computed_here))
             }
-            Err(m) => Err(ModelError::Inference(m.clone())),
+            Err(e) => Err(e.clone()),
         };
         if computed_here {
             self.computing.lock().remove(key);

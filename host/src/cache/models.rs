@@ -8,12 +8,13 @@ use std::sync::{Arc, OnceLock};
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use crate::models::{ModelError, PromptableModel};
+use crate::error::AppError;
+use crate::models::PromptableModel;
 
 /// (model_version, model_id).
 pub type ModelKey = (String, String);
 
-type Slot = Arc<OnceLock<Result<Arc<dyn PromptableModel>, String>>>;
+type Slot = Arc<OnceLock<Result<Arc<dyn PromptableModel>, AppError>>>;
 
 /// The loaded models.
 pub struct ModelCache {
@@ -37,8 +38,8 @@ impl ModelCache {
     pub fn get_or_load(
         &self,
         key: &ModelKey,
-        load: impl FnOnce() -> Result<Arc<dyn PromptableModel>, ModelError>,
-    ) -> Result<Arc<dyn PromptableModel>, ModelError> {
+        load: impl FnOnce() -> Result<Arc<dyn PromptableModel>, AppError>,
+    ) -> Result<Arc<dyn PromptableModel>, AppError> {
         if let Some(model) = self.loaded.lock().get(key) {
             return Ok(model.clone());
         }
@@ -51,7 +52,7 @@ impl ModelCache {
         let mut loaded_here = false;
         let result = slot.get_or_init(|| {
             loaded_here = true;
-            load().map_err(|e| e.to_string())
+            load()
         });
         let outcome = match result {
             Ok(model) => {
@@ -60,7 +61,7 @@ impl ModelCache {
                 }
                 Ok(model.clone())
             }
-            Err(message) => Err(ModelError::Unavailable(message.clone())),
+            Err(e) => Err(e.clone()),
         };
         if loaded_here {
             self.loading.lock().remove(key);

@@ -61,7 +61,7 @@ impl OpenRaster {
         let dataset = Dataset::open_ex(&file.0, options).map_err(|e| {
             RasterError::Invalid(format!(
                 "Cannot read the uploaded file as a GeoTIFF, PNG or JPEG image: {}",
-                clean_gdal_message(&e.to_string())
+                gdal_message(&e)
             ))
         })?;
         let (w, h) = dataset.raster_size();
@@ -121,7 +121,7 @@ impl OpenRaster {
             let read_err = |e: gdal::errors::GdalError| {
                 RasterError::Invalid(format!(
                     "Cannot read the pixels of band {index}: {}",
-                    clean_gdal_message(&e.to_string())
+                    gdal_message(&e)
                 ))
             };
             let has_invalid = band.no_data_value().is_some()
@@ -183,6 +183,14 @@ impl OpenRaster {
     /// The GDAL dataset, for georeferencing work.
     pub fn dataset(&self) -> &Dataset {
         &self.dataset
+    }
+}
+
+/// The message of a GDAL error without the error-class boilerplate.
+pub(crate) fn gdal_message(e: &gdal::errors::GdalError) -> String {
+    match e {
+        gdal::errors::GdalError::CplError { msg, .. } => clean_gdal_message(msg),
+        other => clean_gdal_message(&other.to_string()),
     }
 }
 

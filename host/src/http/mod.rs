@@ -1,0 +1,66 @@
+//! The HTTP surface: routes, and the layers around them (API key, CORS, body limit).
+
+mod auth;
+pub mod form;
+mod meta;
+mod openapi;
+mod plugins;
+mod response;
+mod segment;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::Config;
+use crate::state::AppState;
+
+/// The application router.
+pub fn router(state: AppState) -> Router {
+    let config = state.config();
+    let mut app = Router::new()
+        .route("/health", get(meta::health))
+        .route("/models", get(meta::list_models).delete(meta::clear_models))
+        .route("/plugins", get(plugins::list))
+        .route("/plugins/reload", post(plugins::reload))
+        .route("/segment/predict", post(segment::predict))
+        .route("/segment/automatic", post(segment::automatic))
+        .route("/segment/text", post(segment::text))
+        .merge(openapi::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ))
+        .layer(DefaultBodyLimit::max(
+            usize::try_from(config.server.max_upload_bytes).unwrap_or(usize::MAX),
+        ))
+        .with_state(state);
+    if let Some(cors) = cors_layer(&config) {
+        app = app.layer(cors);
+    }
+    app
+}
+
+/// CORS for the configured origins; none configured → no CORS headers at all.
+fn cors_layer(config: &Config) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = config
+        .server
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+            .allow_headers([
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::CONTENT_TYPE,
+            ]),
+    )
+}

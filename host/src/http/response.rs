@@ -1,0 +1,41 @@
+//! Turning a pipeline result into an HTTP response.
+
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+
+use crate::pipeline::PipelineOutput;
+
+/// `X-Samgeo-Cache: hit|miss` says whether the image embedding came from the cache.
+pub const CACHE_HEADER: HeaderName = HeaderName::from_static("x-samgeo-cache");
+/// Number of masks in the response.
+pub const MASKS_HEADER: HeaderName = HeaderName::from_static("x-samgeo-masks");
+
+/// The formatter's bytes with its content type; binary outputs come as attachments.
+pub fn formatted(result: PipelineOutput) -> Response {
+    let out = result.output;
+    let content_type = HeaderValue::from_str(&out.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let is_json = out.content_type.contains("json");
+    let mut response = (
+        [(header::CONTENT_TYPE, content_type)],
+        out.bytes,
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    if !is_json {
+        let safe: String = out
+            .file_name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
+            headers.insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    headers.insert(
+        CACHE_HEADER,
+        HeaderValue::from_static(if result.cache_hit { "hit" } else { "miss" }),
+    );
+    headers.insert(MASKS_HEADER, HeaderValue::from(result.mask_count));
+    response
+}

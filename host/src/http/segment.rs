@@ -1,0 +1,209 @@
+//! `/segment/predict`, `/segment/automatic` and `/segment/text`: check every field first (before
+//! a model loads or the upload is decoded), then run the pipeline on the blocking pool within
+//! an inference slot and the request's time limit.
+
+use std::time::Duration;
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
+use axum::response::Response;
+
+use super::form::Form;
+use super::response::formatted;
+use crate::config::{default_model_id, model_ids, MODEL_VERSIONS};
+use crate::error::AppError;
+use crate::pipeline::predict::{self, PredictRequest};
+use crate::pipeline::prompts::Prompts;
+use crate::pipeline::{Deadline, PipelineOutput, SegmentRequest};
+use crate::raster::BandSelection;
+use crate::state::AppState;
+
+/// Formats Python-style, as the seed's messages show lists: `['a', 'b']`.
+fn py_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("'{s}'")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// Reads the multipart body; a request that is not multipart lacks the file → 422.
+async fn read_form(multipart: Result<Multipart, MultipartRejection>) -> Result<Form, AppError> {
+    match multipart {
+        Ok(m) => Form::read(m).await,
+        Err(_) => Err(AppError::unprocessable(
+            "Field required: file (send a multipart/form-data body with the image as 'file')",
+        )),
+    }
+}
+
+/// `model_version` and `model_id` (default per version), checked against the seed's lists.
+fn model_choice(form: &Form) -> Result<(String, String), AppError> {
+    let version = form.text_or("model_version", "sam2");
+    if !MODEL_VERSIONS.contains(&version) {
+        return Err(AppError::bad_request(format!(
+            "Invalid model_version '{version}'. Must be one of: {}",
+            py_list(&MODEL_VERSIONS)
+        )));
+    }
+    let id = match form.text("model_id") {
+        Some(id) => id,
+        None => default_model_id(version).unwrap_or_default(),
+    };
+    if !model_ids(version).contains(&id) {
+        return Err(AppError::bad_request(format!(
+            "Invalid model_id '{id}' for {version}. Must be one of: {}",
+            py_list(model_ids(version))
+        )));
+    }
+    Ok((version.to_string(), id.to_string()))
+}
+
+/// `output_format`, checked against the loaded formatter plugins.
+fn output_format(state: &AppState, form: &Form) -> Result<String, AppError> {
+    let format = form.text_or("output_format", "geojson");
+    let names = state.plugins.format_names();
+    if !names.iter().any(|n| n == format) {
+        return Err(AppError::bad_request(format!(
+            "Invalid output_format '{format}'. Must be one of: {}",
+            names.join(", ")
+        )));
+    }
+    Ok(format.to_string())
+}
+
+/// `min_size` / `max_size` in pixels: negative `min_size` is refused; `max_size` ≤ 0 means none.
+fn size_limits(form: &Form) -> Result<(i64, Option<i64>), AppError> {
+    let min_size = form.int_or("min_size", 0)?;
+    if min_size < 0 {
+        return Err(AppError::bad_request(format!(
+            "min_size must be 0 or more (got {min_size})"
+        )));
+    }
+    let max_size = form.opt_int("max_size")?.filter(|&m| m > 0);
+    Ok((min_size, max_size))
+}
+
+/// The plugin parameters: every text field, with the effective size limits.
+fn plugin_params(form: &Form, min_size: i64, max_size: Option<i64>) -> Vec<(String, String)> {
+    let mut params: Vec<(String, String)> = form
+        .fields()
+        .filter(|(k, _)| !matches!(k.as_str(), "min_size" | "max_size"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    params.push(("min_size".into(), min_size.to_string()));
+    if let Some(m) = max_size {
+        params.push(("max_size".into(), m.to_string()));
+    }
+    params.sort();
+    params
+}
+
+/// Runs `job` on the blocking pool inside an inference slot, within the time limit.
+async fn run_job(
+    state: &AppState,
+    deadline: Deadline,
+    limit: Duration,
+    job: impl FnOnce(AppState) -> Result<PipelineOutput, AppError> + Send + 'static,
+) -> Result<Response, AppError> {
+    let work = async {
+        let _permit = state.limiter.acquire().await?;
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || job(state))
+            .await
+            .map_err(|e| AppError::internal(format!("segmentation task failed: {e}")))?
+    };
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result.map(formatted),
+        Err(_) => Err(deadline.exceeded()),
+    }
+}
+
+/// `POST /segment/predict`: segmentation from points and/or boxes.
+#[utoipa::path(post, path = "/segment/predict",
+    request_body(content = super::openapi::PredictForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "Masks in the requested output format"),
+        (status = 400, description = "Invalid field"), (status = 413, description = "Upload or image too large"),
+        (status = 422, description = "Missing field or wrong type"), (status = 503, description = "Busy, or model not configured")))]
+pub async fn predict(
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, AppError> {
+    let config = state.config();
+    let limit = Duration::from_secs(config.server.request_timeout_secs);
+    let deadline = Deadline::after(limit);
+    let mut form = read_form(multipart).await?;
+    let file = form.take_file()?;
+    let (model_version, model_id) = model_choice(&form)?;
+    let output_format = output_format(&state, &form)?;
+    if model_version == "sam3" {
+        return Err(AppError::new(
+            axum::http::StatusCode::NOT_IMPLEMENTED,
+            "SAM3 prompts on /segment/predict are not available in this build yet",
+        ));
+    }
+    let prompts = Prompts::parse(
+        form.text("point_coords"),
+        form.text("point_labels"),
+        form.text("boxes"),
+    )?;
+    let multimask = form.bool_or("multimask_output", false)?;
+    let (min_size, max_size) = size_limits(&form)?;
+    let bands = BandSelection::parse(form.text("bands"))?;
+    let point_crs = form.text("point_crs").map(str::to_string);
+    if let Some(crs) = &point_crs {
+        crate::raster::georef::parse_crs(crs)?;
+    }
+    let request = PredictRequest {
+        common: SegmentRequest {
+            model_version,
+            model_id,
+            output_format,
+            bands,
+            bytes: file.bytes,
+            params: plugin_params(&form, min_size, max_size),
+            deadline,
+        },
+        prompts,
+        point_crs,
+        multimask,
+    };
+    run_job(&state, deadline, limit, move |state| predict::run(&state, request)).await
+}
+
+/// `POST /segment/automatic`: masks for everything in the image.
+#[utoipa::path(post, path = "/segment/automatic",
+    request_body(content = super::openapi::AutomaticForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "Masks in the requested output format"),
+        (status = 400, description = "Invalid field"), (status = 422, description = "Missing field or wrong type"),
+        (status = 503, description = "Busy, or model not configured")))]
+pub async fn automatic(
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, AppError> {
+    let mut form = read_form(multipart).await?;
+    let _file = form.take_file()?;
+    let (_version, _id) = model_choice(&form)?;
+    let _format = output_format(&state, &form)?;
+    size_limits(&form)?;
+    Err(AppError::new(
+        axum::http::StatusCode::NOT_IMPLEMENTED,
+        "Automatic segmentation is not available in this build yet",
+    ))
+}
+
+/// `POST /segment/text`: SAM3 segmentation from a text prompt.
+#[utoipa::path(post, path = "/segment/text",
+    request_body(content = super::openapi::TextForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "Masks in the requested output format"),
+        (status = 400, description = "Invalid field"), (status = 422, description = "Missing field or wrong type")))]
+pub async fn text(
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, AppError> {
+    let mut form = read_form(multipart).await?;
+    let _file = form.take_file()?;
+    form.required_text("prompt")?;
+    let _format = output_format(&state, &form)?;
+    Err(AppError::new(
+        axum::http::StatusCode::NOT_IMPLEMENTED,
+        "Text-prompt segmentation is not available in this build yet",
+    ))
+}

@@ -1,0 +1,10 @@
+//! The request pipeline, one way: upload → raster → embedding → masks → filters → formatter.
+//! Everything here is blocking and runs on the blocking thread pool.
+
+pub mod deadline;
+pub mod predict;
+pub mod prompts;
+mod shared;
+
+pub use deadline::Deadline;
+pub use shared::{PipelineOutput, SegmentRequest};

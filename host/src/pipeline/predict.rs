@@ -1,0 +1,135 @@
+//! `/segment/predict`: points and boxes → one mask per prompt row (or three candidates each
+//! with `multimask_output`).
+
+use super::prompts::Prompts;
+use super::shared::{
+    embedding_for, filter_and_format, model_for, open_raster, sha256_hex, PipelineOutput,
+    SegmentRequest,
+};
+use crate::error::AppError;
+use crate::models::{mask_from_logits, DecoderPrompt};
+use crate::raster::{to_pixel_coords, RasterInfo};
+use crate::state::AppState;
+
+/// A checked predict request.
+pub struct PredictRequest {
+    pub common: SegmentRequest,
+    pub prompts: Prompts,
+    pub point_crs: Option<String>,
+    pub multimask: bool,
+}
+
+/// Logit threshold of a mask pixel, and the offset of the stability score (SAM's values).
+const MASK_THRESHOLD: f32 = 0.0;
+const STABILITY_OFFSET: f32 = 1.0;
+
+/// Runs the request (blocking).
+pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutput, AppError> {
+    let config = state.config();
+    let deadline = request.common.deadline;
+    let bytes = std::mem::take(&mut request.common.bytes);
+    let sha256 = sha256_hex(&bytes);
+    let raster = open_raster(&config, bytes)?;
+    let info = raster.info().clone();
+    let rows = pixel_prompts(&raster, &info, &request)?;
+    let model = model_for(
+        state,
+        &config,
+        &request.common.model_version,
+        &request.common.model_id,
+    )?;
+    deadline.check()?;
+    let (embedding, cache_hit) =
+        embedding_for(state, model.as_ref(), &request.common, &sha256, &raster, &deadline)?;
+    drop(raster);
+    deadline.check()?;
+    let decoded = model.decode(&embedding, &rows, request.multimask)?;
+    let mut masks = Vec::new();
+    for row in &decoded {
+        for (logits, &score) in row.logits.iter().zip(&row.scores) {
+            let id = masks.len() as u32 + 1;
+            if let Some(mask) =
+                mask_from_logits(logits, &row.frame, id, score, MASK_THRESHOLD, STABILITY_OFFSET)
+            {
+                masks.push(mask);
+            }
+        }
+    }
+    let (output, mask_count) = filter_and_format(state, &request.common, &info, masks)?;
+    Ok(PipelineOutput {
+        output,
+        cache_hit,
+        mask_count,
+    })
+}
+
+/// Prompts in pixel coordinates, checked against the image: one row per box (each with all
+/// points), or one row with all points when there is no box.
+fn pixel_prompts(
+    raster: &crate::raster::OpenRaster,
+    info: &RasterInfo,
+    request: &PredictRequest,
+) -> Result<Vec<DecoderPrompt>, AppError> {
+    let crs = request.point_crs.as_deref();
+    let prompts = &request.prompts;
+    let points = to_pixel_coords(raster.dataset(), &info.georef, &prompts.points, crs)?;
+    let (w, h) = (info.width as f64, info.height as f64);
+    for (i, (p, given)) in points.iter().zip(&prompts.points).enumerate() {
+        if !(0.0..=w).contains(&p[0]) || !(0.0..=h).contains(&p[1]) {
+            return Err(AppError::bad_request(format!(
+                "point_coords[{i}] = [{}, {}] lies outside the image ({}×{} pixels{})",
+                given[0],
+                given[1],
+                info.width,
+                info.height,
+                if crs.is_some() {
+                    format!("; at pixel [{:.1}, {:.1}]", p[0], p[1])
+                } else {
+                    String::new()
+                }
+            )));
+        }
+    }
+    let corners: Vec<[f64; 2]> = prompts
+        .boxes
+        .iter()
+        .flat_map(|b| [[b[0], b[1]], [b[2], b[3]], [b[0], b[3]], [b[2], b[1]]])
+        .collect();
+    let corners = to_pixel_coords(raster.dataset(), &info.georef, &corners, crs)?;
+    let mut boxes = Vec::with_capacity(prompts.boxes.len());
+    for (i, c) in corners.chunks_exact(4).enumerate() {
+        let xs = c.iter().map(|p| p[0]);
+        let ys = c.iter().map(|p| p[1]);
+        let x0 = xs.clone().fold(f64::INFINITY, f64::min).max(0.0);
+        let x1 = xs.fold(f64::NEG_INFINITY, f64::max).min(w);
+        let y0 = ys.clone().fold(f64::INFINITY, f64::min).max(0.0);
+        let y1 = ys.fold(f64::NEG_INFINITY, f64::max).min(h);
+        if x0 >= x1 || y0 >= y1 {
+            return Err(AppError::bad_request(format!(
+                "boxes[{i}] = {:?} does not overlap the image ({}×{} pixels)",
+                prompts.boxes[i], info.width, info.height
+            )));
+        }
+        boxes.push([x0, y0, x1, y1]);
+    }
+    let row = |bbox| DecoderPrompt {
+        points: points.clone(),
+        labels: prompts.labels.clone(),
+        bbox,
+    };
+    Ok(if boxes.is_empty() {
+        vec![row(None)]
+    } else {
+        boxes.into_iter().map(|b| row(Some(b))).collect()
+    })
+}
+
+/// Loads a model at start-up (`--preload`).
+pub fn preload(
+    state: &AppState,
+    config: &crate::config::Config,
+    version: &str,
+    id: &str,
+) -> Result<(), AppError> {
+    super::shared::model_for(state, config, version, id).map(|_| ())
+}

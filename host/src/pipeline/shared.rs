@@ -1,0 +1,150 @@
+//! Steps every segmentation endpoint shares: the model, the raster, the cached embedding, and
+//! the filters + formatter at the end.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::Deadline;
+use crate::cache::EmbeddingKey;
+use crate::config::Config;
+use crate::error::AppError;
+use crate::masks::{FormattedOutput, Mask, MaskSet, PluginRequest};
+use crate::models::{self, Embedding, ModelFamily, PromptableModel};
+use crate::raster::{BandSelection, OpenRaster, RasterInfo, RasterLimits};
+use crate::state::AppState;
+
+/// What every segmentation request carries once its fields are checked.
+pub struct SegmentRequest {
+    pub model_version: String,
+    pub model_id: String,
+    pub output_format: String,
+    pub bands: BandSelection,
+    /// The upload.
+    pub bytes: Vec<u8>,
+    /// Parameters for the plugins (form fields and effective defaults).
+    pub params: Vec<(String, String)>,
+    pub deadline: Deadline,
+}
+
+/// A formatted response and how it was made.
+pub struct PipelineOutput {
+    pub output: FormattedOutput,
+    /// Whether the image embedding came from the cache.
+    pub cache_hit: bool,
+    pub mask_count: usize,
+}
+
+/// The samgeo.toml key of a model, for messages.
+pub fn config_key(version: &str, id: &str) -> String {
+    format!("models.{version}.\"{id}\"")
+}
+
+/// The loaded model for (version, id), loading it on first use. 503 when no files are
+/// configured for it.
+pub fn model_for(
+    state: &AppState,
+    config: &Config,
+    version: &str,
+    id: &str,
+) -> Result<Arc<dyn PromptableModel>, AppError> {
+    let family = match version {
+        "sam" => ModelFamily::Sam,
+        "sam2" => ModelFamily::Sam2,
+        other => {
+            return Err(AppError::bad_request(format!(
+                "model_version '{other}' cannot be used for prompt-based segmentation here"
+            )))
+        }
+    };
+    let key = config_key(version, id);
+    let files = config.model_files(version, id).cloned().ok_or_else(|| {
+        AppError::unavailable(format!(
+            "Model {version}:{id} is valid but has no model files configured: add {key} with encoder and decoder paths to samgeo.toml"
+        ))
+    })?;
+    state
+        .models
+        .get_or_load(&(version.to_string(), id.to_string()), || {
+            models::load(&state.runtime, family, &key, &files).map_err(AppError::from)
+        })
+}
+
+/// SHA-256 of the upload, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Opens the upload with GDAL (header only).
+pub fn open_raster(config: &Config, bytes: Vec<u8>) -> Result<OpenRaster, AppError> {
+    Ok(OpenRaster::open(
+        bytes,
+        RasterLimits {
+            max_pixels: config.server.max_pixels,
+        },
+    )?)
+}
+
+/// The embedding of the whole image, from the cache or by reading the pixels and encoding.
+pub fn embedding_for(
+    state: &AppState,
+    model: &dyn PromptableModel,
+    request: &SegmentRequest,
+    sha256: &str,
+    raster: &OpenRaster,
+    deadline: &Deadline,
+) -> Result<(Arc<Embedding>, bool), AppError> {
+    let key = EmbeddingKey {
+        model_version: request.model_version.clone(),
+        model_id: request.model_id.clone(),
+        image_sha256: sha256.to_string(),
+        options: format!("bands={}", request.bands.key()),
+    };
+    let info = raster.info().clone();
+    state.embeddings.get_or_compute(&key, || {
+        deadline.check()?;
+        let rgb = raster.read_rgb(&request.bands, model.input_side())?;
+        deadline.check()?;
+        Ok(model.encode(&rgb, info.width, info.height)?)
+    })
+}
+
+/// Runs the filter chain and the formatter over `masks`.
+pub fn filter_and_format(
+    state: &AppState,
+    request: &SegmentRequest,
+    info: &RasterInfo,
+    masks: Vec<Mask>,
+) -> Result<(FormattedOutput, usize), AppError> {
+    request.deadline.check()?;
+    let plugin_request = PluginRequest {
+        masks: MaskSet {
+            width: info.width,
+            height: info.height,
+            masks,
+        },
+        georef: info.georef.clone(),
+        params: request.params.clone(),
+    };
+    let filtered = state
+        .plugins
+        .apply_filters(plugin_request.clone())
+        .map_err(plugin_error)?;
+    let count = filtered.masks.len();
+    let formatted_request = PluginRequest {
+        masks: filtered,
+        ..plugin_request
+    };
+    request.deadline.check()?;
+    let output = state
+        .plugins
+        .format(&request.output_format, &formatted_request)
+        .map_err(plugin_error)?;
+    Ok((output, count))
+}
+
+fn plugin_error(e: crate::plugins::PluginError) -> AppError {
+    let status = axum::http::StatusCode::from_u16(e.status_code())
+        .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+    AppError::new(status, e.to_string())
+}

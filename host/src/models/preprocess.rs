@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn longest_side_keeps_aspect() {
-        assert_eq!(longest_side_size(791, 718, 1024), (1024, 930));
+        assert_eq!(longest_side_size(791, 718, 1024), (1024, 929));
         assert_eq!(longest_side_size(100, 400, 1024), (256, 1024));
     }
 

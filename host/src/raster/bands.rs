@@ -42,9 +42,21 @@ impl BandSelection {
     /// The three bands to read for an image with `band_count` bands: the requested ones, or the
     /// first three; a single band is repeated, two bands become b1, b2, b1.
     pub fn resolve(&self, band_count: usize) -> Result<[usize; 3], RasterError> {
-        let chosen: Vec<usize> = match &self.requested {
-            Some(b) => b.clone(),
-            None => (1..=band_count.min(3)).collect(),
+        self.resolve_with(band_count, None)
+    }
+
+    /// As [`resolve`](Self::resolve), but by default the bands labelled red, green and blue
+    /// (`rgb`, when the file labels all three) are taken in that order, so a BGR-ordered file
+    /// still shows its true colours.
+    pub fn resolve_with(
+        &self,
+        band_count: usize,
+        rgb: Option<[usize; 3]>,
+    ) -> Result<[usize; 3], RasterError> {
+        let chosen: Vec<usize> = match (&self.requested, rgb) {
+            (Some(b), _) => b.clone(),
+            (None, Some(rgb)) => rgb.to_vec(),
+            (None, None) => (1..=band_count.min(3)).collect(),
         };
         if let Some(&bad) = chosen.iter().find(|&&b| b > band_count) {
             return Err(RasterError::Invalid(format!(

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use gdal::raster::{GdalDataType, ResampleAlg};
+use gdal::raster::{ColorInterpretation, GdalDataType, ResampleAlg};
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
 
 use super::bands::BandSelection;
@@ -106,7 +106,7 @@ impl OpenRaster {
     /// per-band 2–98 percentile stretch. Pixels that are nodata, NaN, masked or transparent
     /// become black.
     pub fn read_rgb(&self, bands: &BandSelection, max_side: u32) -> Result<RgbImage, RasterError> {
-        let chosen = bands.resolve(self.info.band_count)?;
+        let chosen = bands.resolve_with(self.info.band_count, self.rgb_bands())?;
         let (w, h) = (self.info.width, self.info.height);
         let scale = (max_side as f64 / w.max(h) as f64).min(1.0);
         let ow = ((w as f64 * scale).round() as u32).max(1);
@@ -178,6 +178,23 @@ impl OpenRaster {
             height: oh,
             pixels,
         })
+    }
+
+    /// The 1-based indexes of the bands labelled red, green and blue, when all three are.
+    fn rgb_bands(&self) -> Option<[usize; 3]> {
+        let find = |wanted: ColorInterpretation| {
+            (1..=self.info.band_count).find(|&i| {
+                self.dataset
+                    .rasterband(i)
+                    .map(|b| b.color_interpretation() == wanted)
+                    .unwrap_or(false)
+            })
+        };
+        Some([
+            find(ColorInterpretation::RedBand)?,
+            find(ColorInterpretation::GreenBand)?,
+            find(ColorInterpretation::BlueBand)?,
+        ])
     }
 
     /// The GDAL dataset, for georeferencing work.

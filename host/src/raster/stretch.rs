@@ -2,7 +2,7 @@
 
 /// Stretches `values` (one band) into 0..=255 between its 2nd and 98th percentile over the
 /// pixels where `valid` is true; invalid pixels become 0. Falls back to min–max when the
-/// percentiles coincide, and to a flat 0 when every valid value is equal or none is valid.
+/// percentiles coincide; a band whose valid values are all equal becomes mid-grey (128).
 pub fn percentile_stretch(values: &[f32], valid: &[bool]) -> Vec<u8> {
     debug_assert_eq!(values.len(), valid.len());
     let mut sample: Vec<f32> = values
@@ -24,8 +24,10 @@ pub fn percentile_stretch(values: &[f32], valid: &[bool]) -> Vec<u8> {
         .iter()
         .zip(valid)
         .map(|(&v, &ok)| {
-            if !ok || !v.is_finite() || span <= 0.0 {
+            if !ok || !v.is_finite() {
                 0
+            } else if span <= 0.0 {
+                128
             } else {
                 (((v - lo) / span) * 255.0).round().clamp(0.0, 255.0) as u8
             }
@@ -67,8 +69,8 @@ mod tests {
     }
 
     #[test]
-    fn flat_or_empty_input_is_zero() {
-        assert_eq!(percentile_stretch(&[5.0; 4], &[true; 4]), vec![0; 4]);
+    fn flat_input_is_grey_and_empty_input_is_black() {
+        assert_eq!(percentile_stretch(&[5.0; 4], &[true; 4]), vec![128; 4]);
         assert_eq!(percentile_stretch(&[5.0; 4], &[false; 4]), vec![0; 4]);
     }
 }

@@ -59,9 +59,14 @@ impl OpenRaster {
             ..Default::default()
         };
         let dataset = Dataset::open_ex(&file.0, options).map_err(|e| {
+            let detail = match gdal_message(&e) {
+                m if m.is_empty() || m.contains("NULL pointer") => {
+                    "the format is not recognised".to_string()
+                }
+                m => m,
+            };
             RasterError::Invalid(format!(
-                "Cannot read the uploaded file as a GeoTIFF, PNG or JPEG image: {}",
-                gdal_message(&e)
+                "Cannot read the uploaded file as a GeoTIFF, PNG or JPEG image: {detail}"
             ))
         })?;
         let (w, h) = dataset.raster_size();

@@ -24,8 +24,17 @@ pub fn load_config(cli: &Cli) -> Result<Config> {
     Ok(config)
 }
 
-/// Sends GDAL's messages to the log instead of stderr.
+/// Sends GDAL's messages to the log instead of stderr, and keeps GDAL from writing sidecar
+/// files or listing directories.
 fn route_gdal_messages() {
+    for (key, value) in [
+        ("GDAL_PAM_ENABLED", "NO"),
+        ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"),
+    ] {
+        if let Err(e) = gdal::config::set_config_option(key, value) {
+            tracing::warn!("cannot set GDAL option {key}: {e}");
+        }
+    }
     gdal::config::set_error_handler(|class, code, message| {
         tracing::debug!(target: "gdal", ?class, code, "{message}");
     });

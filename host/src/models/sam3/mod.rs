@@ -1,0 +1,3 @@
+//! SAM3.
+
+pub mod clip_tokenizer;

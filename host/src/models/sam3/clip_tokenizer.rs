@@ -25,7 +25,8 @@ pub const CONTEXT_LENGTH: usize = 32;
 const MERGES: usize = 49152 - 256 - 2;
 /// Words whose BPE result is remembered; the cache is emptied when it grows past this.
 const CACHE_LIMIT: usize = 16_384;
-const PATTERN: &str = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
+const PATTERN: &str =
+    r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
 /// Why the vocabulary could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -100,10 +101,7 @@ impl ClipTokenizer {
     pub fn from_merges_text(text: &str) -> Result<ClipTokenizer, String> {
         let lines: Vec<&str> = text.split('\n').skip(1).take(MERGES).collect();
         if lines.len() != MERGES {
-            return Err(format!(
-                "expected {MERGES} merges, found {}",
-                lines.len()
-            ));
+            return Err(format!("expected {MERGES} merges, found {}", lines.len()));
         }
         let mut merge_pairs = Vec::with_capacity(MERGES);
         for (i, line) in lines.iter().enumerate() {
@@ -220,7 +218,11 @@ impl ClipTokenizer {
         while symbols.len() > 1 {
             let best = symbols
                 .windows(2)
-                .filter_map(|p| self.merges.get(&(p[0], p[1])).map(|&(rank, _)| (rank, p[0], p[1])))
+                .filter_map(|p| {
+                    self.merges
+                        .get(&(p[0], p[1]))
+                        .map(|&(rank, _)| (rank, p[0], p[1]))
+                })
                 .min();
             let Some((rank, first, second)) = best else {
                 break;
@@ -441,7 +443,8 @@ pub(crate) mod tests {
         };
         let tokenizer = ClipTokenizer::from_file(&vocab).expect("vocabulary loads");
         assert_eq!(tokenizer.vocab_size(), 49408);
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/clip_tokens.json");
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/clip_tokens.json");
         let text = std::fs::read_to_string(&fixture).expect("fixture exists");
         let records: Vec<serde_json::Value> = serde_json::from_str(&text).expect("fixture is JSON");
         assert!(records.len() >= 25);
@@ -456,9 +459,17 @@ pub(crate) mod tests {
                 .collect();
             let got = tokenizer.encode(phrase);
             if got != expected {
-                failures.push(format!("{phrase:?}\n  expected {expected:?}\n  got      {got:?}"));
+                failures.push(format!(
+                    "{phrase:?}\n  expected {expected:?}\n  got      {got:?}"
+                ));
             }
         }
-        assert!(failures.is_empty(), "{} of {} phrases differ:\n{}", failures.len(), records.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{} of {} phrases differ:\n{}",
+            failures.len(),
+            records.len(),
+            failures.join("\n")
+        );
     }
 }

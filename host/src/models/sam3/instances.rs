@@ -94,7 +94,14 @@ pub(crate) fn plane_to_mask(plane: &[bool], frames: Frames, id: u32, score: f32)
         }
         (ox0, oy0, ox1, oy1, crop)
     };
-    let mut mask = Mask::from_dense(id, score, 1.0, (ox1 - ox0) as u32, (oy1 - oy0) as u32, &crop)?;
+    let mut mask = Mask::from_dense(
+        id,
+        score,
+        1.0,
+        (ox1 - ox0) as u32,
+        (oy1 - oy0) as u32,
+        &crop,
+    )?;
     mask.bbox.x += ox0 as u32;
     mask.bbox.y += oy0 as u32;
     Some(mask)
@@ -121,7 +128,10 @@ pub(crate) fn mask_iou(a: &Mask, b: &Mask) -> f64 {
     let (w, h) = (common.width as usize, common.height as usize);
     let mut grid = vec![false; w * h];
     let inside = |x: u32, y: u32| {
-        x >= common.x && y >= common.y && x < common.x + common.width && y < common.y + common.height
+        x >= common.x
+            && y >= common.y
+            && x < common.x + common.width
+            && y < common.y + common.height
     };
     a.for_each_pixel(|x, y| {
         if inside(x, y) {
@@ -145,9 +155,14 @@ pub(crate) fn mask_iou(a: &Mask, b: &Mask) -> f64 {
 /// Sorts by descending score, then by bounding box (top, left, height, width).
 pub(crate) fn sort_masks(masks: &mut [Mask]) {
     masks.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then_with(|| (a.bbox.y, a.bbox.x, a.bbox.height, a.bbox.width).cmp(&(b.bbox.y, b.bbox.x, b.bbox.height, b.bbox.width)))
+        b.score.total_cmp(&a.score).then_with(|| {
+            (a.bbox.y, a.bbox.x, a.bbox.height, a.bbox.width).cmp(&(
+                b.bbox.y,
+                b.bbox.x,
+                b.bbox.height,
+                b.bbox.width,
+            ))
+        })
     });
 }
 
@@ -193,10 +208,18 @@ mod tests {
         let p = plane(10, 8, (2, 3, 6, 5));
         let frames = Frames::new(10, 8, 4096);
         let m = plane_to_mask(&p, frames, 1, 0.9).expect("mask");
-        assert_eq!(m.bbox, BBox { x: 2, y: 3, width: 4, height: 2 });
+        assert_eq!(
+            m.bbox,
+            BBox {
+                x: 2,
+                y: 3,
+                width: 4,
+                height: 2
+            }
+        );
         assert_eq!(m.area, 8);
         assert_eq!(m.to_dense(10, 8), p);
-        assert!(plane_to_mask(&vec![false; 80], frames, 1, 0.9).is_none());
+        assert!(plane_to_mask(&[false; 80], frames, 1, 0.9).is_none());
     }
 
     #[test]
@@ -204,7 +227,15 @@ mod tests {
         let mut p = plane(9, 9, (1, 1, 2, 7));
         p[6 * 9 + 7] = true;
         let m = plane_to_mask(&p, Frames::new(9, 9, 100), 1, 0.5).expect("mask");
-        assert_eq!(m.bbox, BBox { x: 1, y: 1, width: 7, height: 6 });
+        assert_eq!(
+            m.bbox,
+            BBox {
+                x: 1,
+                y: 1,
+                width: 7,
+                height: 6
+            }
+        );
         assert_eq!(m.to_dense(9, 9), p);
     }
 
@@ -214,7 +245,15 @@ mod tests {
         assert_eq!((frames.frame_width, frames.frame_height), (100, 50));
         let p = plane(100, 50, (10, 10, 20, 30));
         let m = plane_to_mask(&p, frames, 1, 0.9).expect("mask");
-        assert_eq!(m.bbox, BBox { x: 40, y: 40, width: 40, height: 80 });
+        assert_eq!(
+            m.bbox,
+            BBox {
+                x: 40,
+                y: 40,
+                width: 40,
+                height: 80
+            }
+        );
         assert_eq!(m.area, 40 * 80);
     }
 

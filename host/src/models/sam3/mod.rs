@@ -100,14 +100,21 @@ pub struct TextFeatures {
 /// this", label 1) or negative ("not this", label 0).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Exemplar {
+    /// `[x0, y0, x1, y1]` in original pixels.
     pub bbox: [f64; 4],
+    /// Label 1 (true) or 0 (false).
     pub positive: bool,
 }
 
 /// Exemplars for point prompts, as samexporter encodes them: each point becomes a box of
 /// [`POINT_BOX_FRACTION`] of the image's width and height centred on it. Label 1 gives a
 /// positive exemplar, 0 a negative one; other labels are ignored.
-pub fn point_exemplars(points: &[[f64; 2]], labels: &[i32], width: u32, height: u32) -> Vec<Exemplar> {
+pub fn point_exemplars(
+    points: &[[f64; 2]],
+    labels: &[i32],
+    width: u32,
+    height: u32,
+) -> Vec<Exemplar> {
     let (hw, hh) = (
         width as f64 * POINT_BOX_FRACTION / 2.0,
         height as f64 * POINT_BOX_FRACTION / 2.0,
@@ -207,7 +214,11 @@ impl Sam3 {
     /// Loads the three sessions and the tokenizer from `files` (`encoder`, `language_encoder`,
     /// `decoder`, `tokenizer_vocab`, and `tensors` name overrides) and checks the declared
     /// inputs and outputs. `config_key` names the model in error messages. Blocking.
-    pub fn load(runtime: &OnnxRuntime, config_key: &str, files: &ModelFiles) -> Result<Sam3, ModelError> {
+    pub fn load(
+        runtime: &OnnxRuntime,
+        config_key: &str,
+        files: &ModelFiles,
+    ) -> Result<Sam3, ModelError> {
         let path = |p: &Option<PathBuf>, what: &str| -> Result<PathBuf, ModelError> {
             let p = p.clone().ok_or_else(|| {
                 ModelError::Unavailable(format!("{config_key}.{what} is not configured"))
@@ -248,7 +259,10 @@ impl Sam3 {
         };
         let input = |s: &Session, standard: &str| {
             let n = names.get(standard);
-            s.inputs().iter().find(|i| i.name() == n).and_then(|i| tensor_info(i.dtype()))
+            s.inputs()
+                .iter()
+                .find(|i| i.name() == n)
+                .and_then(|i| tensor_info(i.dtype()))
         };
         let has_output = |s: &Session, standard: &str| {
             let n = names.get(standard);
@@ -257,19 +271,33 @@ impl Sam3 {
 
         // Image encoder: u8 (or f32) [3, H, W] (or [1, 3, H, W]), six outputs.
         let (ty, shape) = input(&encoder, "image").ok_or_else(|| {
-            not_a(encoder_path, "image encoder", format!("it has no tensor input '{}'", names.get("image")))
+            not_a(
+                encoder_path,
+                "image encoder",
+                format!("it has no tensor input '{}'", names.get("image")),
+            )
         })?;
         let float = match ty {
             TensorElementType::Uint8 => false,
             TensorElementType::Float32 => true,
             other => {
-                return Err(not_a(encoder_path, "image encoder", format!("input image is {other:?}, not u8 or f32")))
+                return Err(not_a(
+                    encoder_path,
+                    "image encoder",
+                    format!("input image is {other:?}, not u8 or f32"),
+                ))
             }
         };
         let batched = match shape.len() {
             3 => false,
             4 => true,
-            _ => return Err(not_a(encoder_path, "image encoder", format!("input image has shape {shape:?}"))),
+            _ => {
+                return Err(not_a(
+                    encoder_path,
+                    "image encoder",
+                    format!("input image has shape {shape:?}"),
+                ))
+            }
         };
         let side = |d: i64| if d > 0 { d as u32 } else { IMAGE_SIDE };
         let image_input = ImageInput {
@@ -281,15 +309,31 @@ impl Sam3 {
 
         // Language encoder: tokens i64 [1, L] → mask, memory, embeds.
         let (ty, shape) = input(&language, "tokens").ok_or_else(|| {
-            not_a(language_path, "language encoder", format!("it has no input '{}'", names.get("tokens")))
+            not_a(
+                language_path,
+                "language encoder",
+                format!("it has no input '{}'", names.get("tokens")),
+            )
         })?;
         if ty != TensorElementType::Int64 || shape.len() != 2 {
-            return Err(not_a(language_path, "language encoder", format!("tokens is {ty:?} {shape:?}, not i64 [1, L]")));
+            return Err(not_a(
+                language_path,
+                "language encoder",
+                format!("tokens is {ty:?} {shape:?}, not i64 [1, L]"),
+            ));
         }
-        let context_length = if shape[1] > 0 { shape[1] as usize } else { clip_tokenizer::CONTEXT_LENGTH };
+        let context_length = if shape[1] > 0 {
+            shape[1] as usize
+        } else {
+            clip_tokenizer::CONTEXT_LENGTH
+        };
         for out in ["text_attention_mask", "text_memory", "text_embeds"] {
             if !has_output(&language, out) {
-                return Err(not_a(language_path, "language encoder", format!("it has no output '{}'", names.get(out))));
+                return Err(not_a(
+                    language_path,
+                    "language encoder",
+                    format!("it has no output '{}'", names.get(out)),
+                ));
             }
         }
 
@@ -300,34 +344,65 @@ impl Sam3 {
                 .iter()
                 .copied()
                 .find(|s| names.get(s) == i.name())
-                .ok_or_else(|| not_a(decoder_path, "decoder", format!("unexpected input '{}'", i.name())))?;
+                .ok_or_else(|| {
+                    not_a(
+                        decoder_path,
+                        "decoder",
+                        format!("unexpected input '{}'", i.name()),
+                    )
+                })?;
             declared.push(standard);
         }
         for required in REQUIRED_DECODER_INPUTS {
             if !declared.contains(&required) {
-                return Err(not_a(decoder_path, "decoder", format!("it has no input '{}'", names.get(required))));
+                return Err(not_a(
+                    decoder_path,
+                    "decoder",
+                    format!("it has no input '{}'", names.get(required)),
+                ));
             }
         }
         for out in ["boxes", "scores", "masks"] {
             if !has_output(&decoder, out) {
-                return Err(not_a(decoder_path, "decoder", format!("it has no output '{}'", names.get(out))));
+                return Err(not_a(
+                    decoder_path,
+                    "decoder",
+                    format!("it has no output '{}'", names.get(out)),
+                ));
             }
         }
-        let (ty, shape) = input(&decoder, "original_height").unwrap_or((TensorElementType::Int64, vec![]));
+        let (ty, shape) =
+            input(&decoder, "original_height").unwrap_or((TensorElementType::Int64, vec![]));
         if ty != TensorElementType::Int64 || shape.len() > 1 {
-            return Err(not_a(decoder_path, "decoder", format!("original_height is {ty:?} {shape:?}, not an i64 scalar")));
+            return Err(not_a(
+                decoder_path,
+                "decoder",
+                format!("original_height is {ty:?} {shape:?}, not an i64 scalar"),
+            ));
         }
         let size_as_vector = shape.len() == 1;
-        let (_, box_shape) = input(&decoder, "box_coords").unwrap_or((TensorElementType::Float32, vec![]));
+        let (_, box_shape) =
+            input(&decoder, "box_coords").unwrap_or((TensorElementType::Float32, vec![]));
         if box_shape.len() != 3 {
-            return Err(not_a(decoder_path, "decoder", format!("box_coords has shape {box_shape:?}, not [num_boxes, 1, 4]")));
+            return Err(not_a(
+                decoder_path,
+                "decoder",
+                format!("box_coords has shape {box_shape:?}, not [num_boxes, 1, 4]"),
+            ));
         }
         let box_slots = (box_shape[0] > 0).then_some(box_shape[0] as usize);
-        let kept_outputs: Vec<&'static str> =
-            VISION_OUTPUTS.iter().copied().filter(|o| declared.contains(o)).collect();
+        let kept_outputs: Vec<&'static str> = VISION_OUTPUTS
+            .iter()
+            .copied()
+            .filter(|o| declared.contains(o))
+            .collect();
         for out in &kept_outputs {
             if !has_output(&encoder, out) {
-                return Err(not_a(encoder_path, "image encoder", format!("it has no output '{}'", names.get(out))));
+                return Err(not_a(
+                    encoder_path,
+                    "image encoder",
+                    format!("it has no output '{}'", names.get(out)),
+                ));
             }
         }
         let decoder_spec = DecoderSpec {
@@ -377,7 +452,12 @@ impl Sam3 {
     /// squash-resized to 1008×1008 (bilinear, antialiased) and fed as u8 CHW. The embedding
     /// holds the vision outputs the decoder uses (all six for the standard export) under their
     /// standard names, with the original size.
-    pub fn encode_image(&self, image: &RgbImage, width: u32, height: u32) -> Result<Embedding, ModelError> {
+    pub fn encode_image(
+        &self,
+        image: &RgbImage,
+        width: u32,
+        height: u32,
+    ) -> Result<Embedding, ModelError> {
         let ImageInput {
             width: iw,
             height: ih,
@@ -399,12 +479,17 @@ impl Sam3 {
         let name = self.names.get("image");
         let mut session = self.image_encoder.lock();
         let outputs = if float {
-            let data: Vec<f32> = chw.iter().map(|&v| (v as f32 / 255.0 - 0.5) / 0.5).collect();
+            let data: Vec<f32> = chw
+                .iter()
+                .map(|&v| (v as f32 / 255.0 - 0.5) / 0.5)
+                .collect();
             let t = ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(run_err)?;
-            session.run(ort::inputs![name => TensorRef::from_array_view(t.view()).map_err(run_err)?])
+            session
+                .run(ort::inputs![name => TensorRef::from_array_view(t.view()).map_err(run_err)?])
         } else {
             let t = ArrayD::from_shape_vec(IxDyn(&shape), chw).map_err(run_err)?;
-            session.run(ort::inputs![name => TensorRef::from_array_view(t.view()).map_err(run_err)?])
+            session
+                .run(ort::inputs![name => TensorRef::from_array_view(t.view()).map_err(run_err)?])
         }
         .map_err(run_err)?;
         let mut tensors = Vec::with_capacity(self.kept_outputs.len());
@@ -412,7 +497,9 @@ impl Sam3 {
             let n = self.names.get(standard);
             let value = outputs
                 .get(&n)
-                .ok_or_else(|| ModelError::Inference(format!("image encoder gave no output '{n}'")))?
+                .ok_or_else(|| {
+                    ModelError::Inference(format!("image encoder gave no output '{n}'"))
+                })?
                 .try_extract_array::<f32>()
                 .map_err(run_err)?
                 .to_owned();
@@ -428,11 +515,14 @@ impl Sam3 {
     /// Runs the language encoder on `prompt` (CLIP tokens), or returns the cached result for a
     /// prompt with the same tokens (an LRU of 256 prompts).
     pub fn encode_text(&self, prompt: &str) -> Result<Arc<TextFeatures>, ModelError> {
-        let tokens = self.tokenizer.encode_with_context(prompt, self.context_length);
+        let tokens = self
+            .tokenizer
+            .encode_with_context(prompt, self.context_length);
         if let Some(hit) = self.text_cache.lock().get(&tokens) {
             return Ok(hit.clone());
         }
-        let input = ArrayD::from_shape_vec(IxDyn(&[1, tokens.len()]), tokens.clone()).map_err(run_err)?;
+        let input =
+            ArrayD::from_shape_vec(IxDyn(&[1, tokens.len()]), tokens.clone()).map_err(run_err)?;
         let features = {
             let mut session = self.language_encoder.lock();
             self.text_encoder_runs.fetch_add(1, Ordering::Relaxed);
@@ -441,9 +531,9 @@ impl Sam3 {
                 .map_err(run_err)?;
             let get = |standard: &str| {
                 let n = self.names.get(standard);
-                outputs
-                    .get(&n)
-                    .ok_or_else(|| ModelError::Inference(format!("language encoder gave no output '{n}'")))
+                outputs.get(&n).ok_or_else(|| {
+                    ModelError::Inference(format!("language encoder gave no output '{n}'"))
+                })
             };
             TextFeatures {
                 tokens: tokens.clone(),
@@ -451,8 +541,14 @@ impl Sam3 {
                     .try_extract_array::<bool>()
                     .map_err(run_err)?
                     .to_owned(),
-                memory: get("text_memory")?.try_extract_array::<f32>().map_err(run_err)?.to_owned(),
-                embeds: get("text_embeds")?.try_extract_array::<f32>().map_err(run_err)?.to_owned(),
+                memory: get("text_memory")?
+                    .try_extract_array::<f32>()
+                    .map_err(run_err)?
+                    .to_owned(),
+                embeds: get("text_embeds")?
+                    .try_extract_array::<f32>()
+                    .map_err(run_err)?
+                    .to_owned(),
             }
         };
         let features = Arc::new(features);
@@ -508,8 +604,15 @@ impl Sam3 {
         confidence_threshold: f32,
     ) -> Result<Vec<Mask>, ModelError> {
         let spec = &self.decoder_spec;
-        let slots = spec.box_slots.unwrap_or(group.len().max(1)).max(group.len()).max(1);
-        let (w, h) = (embedding.width.max(1) as f64, embedding.height.max(1) as f64);
+        let slots = spec
+            .box_slots
+            .unwrap_or(group.len().max(1))
+            .max(group.len())
+            .max(1);
+        let (w, h) = (
+            embedding.width.max(1) as f64,
+            embedding.height.max(1) as f64,
+        );
         let mut coords = vec![0f32; slots * 4];
         let mut labels = vec![1i64; slots];
         let mut padding = vec![true; slots];
@@ -528,25 +631,48 @@ impl Sam3 {
         let labels = ArrayD::from_shape_vec(IxDyn(&[slots, 1]), labels).map_err(run_err)?;
         let padding = ArrayD::from_shape_vec(IxDyn(&[1, slots]), padding).map_err(run_err)?;
         let size_shape: &[usize] = if spec.size_as_vector { &[1] } else { &[] };
-        let height = ArrayD::from_shape_vec(IxDyn(size_shape), vec![frames.frame_height as i64]).map_err(run_err)?;
-        let width = ArrayD::from_shape_vec(IxDyn(size_shape), vec![frames.frame_width as i64]).map_err(run_err)?;
+        let height = ArrayD::from_shape_vec(IxDyn(size_shape), vec![frames.frame_height as i64])
+            .map_err(run_err)?;
+        let width = ArrayD::from_shape_vec(IxDyn(size_shape), vec![frames.frame_width as i64])
+            .map_err(run_err)?;
 
-        let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(spec.inputs.len());
+        let mut inputs: Vec<(String, SessionInputValue<'_>)> =
+            Vec::with_capacity(spec.inputs.len());
         for &standard in &spec.inputs {
             let value: SessionInputValue<'_> = match standard {
-                "original_height" => TensorRef::from_array_view(height.view()).map_err(run_err)?.into(),
-                "original_width" => TensorRef::from_array_view(width.view()).map_err(run_err)?.into(),
-                "language_mask" => TensorRef::from_array_view(text.attention_mask.view()).map_err(run_err)?.into(),
-                "language_features" => TensorRef::from_array_view(text.memory.view()).map_err(run_err)?.into(),
-                "language_embeds" => TensorRef::from_array_view(text.embeds.view()).map_err(run_err)?.into(),
-                "box_coords" => TensorRef::from_array_view(coords.view()).map_err(run_err)?.into(),
-                "box_labels" => TensorRef::from_array_view(labels.view()).map_err(run_err)?.into(),
-                "box_masks" => TensorRef::from_array_view(padding.view()).map_err(run_err)?.into(),
+                "original_height" => TensorRef::from_array_view(height.view())
+                    .map_err(run_err)?
+                    .into(),
+                "original_width" => TensorRef::from_array_view(width.view())
+                    .map_err(run_err)?
+                    .into(),
+                "language_mask" => TensorRef::from_array_view(text.attention_mask.view())
+                    .map_err(run_err)?
+                    .into(),
+                "language_features" => TensorRef::from_array_view(text.memory.view())
+                    .map_err(run_err)?
+                    .into(),
+                "language_embeds" => TensorRef::from_array_view(text.embeds.view())
+                    .map_err(run_err)?
+                    .into(),
+                "box_coords" => TensorRef::from_array_view(coords.view())
+                    .map_err(run_err)?
+                    .into(),
+                "box_labels" => TensorRef::from_array_view(labels.view())
+                    .map_err(run_err)?
+                    .into(),
+                "box_masks" => TensorRef::from_array_view(padding.view())
+                    .map_err(run_err)?
+                    .into(),
                 vision => {
                     let t = embedding.tensor(vision).ok_or_else(|| {
-                        ModelError::Inference(format!("embedding lacks {vision} (encoded by another model?)"))
+                        ModelError::Inference(format!(
+                            "embedding lacks {vision} (encoded by another model?)"
+                        ))
                     })?;
-                    TensorRef::from_array_view(t.view()).map_err(run_err)?.into()
+                    TensorRef::from_array_view(t.view())
+                        .map_err(run_err)?
+                        .into()
                 }
             };
             inputs.push((self.names.get(standard), value));
@@ -560,7 +686,9 @@ impl Sam3 {
                 .get(&n)
                 .ok_or_else(|| ModelError::Inference(format!("decoder gave no output '{n}'")))
         };
-        let (_, scores) = get("scores")?.try_extract_tensor::<f32>().map_err(run_err)?;
+        let (_, scores) = get("scores")?
+            .try_extract_tensor::<f32>()
+            .map_err(run_err)?;
         let masks_value = get("masks")?;
         let n = scores.len();
         let (fw, fh) = (frames.frame_width as usize, frames.frame_height as usize);
@@ -587,7 +715,12 @@ impl Sam3 {
                 let (shape, data) = masks_value.try_extract_tensor::<bool>().map_err(run_err)?;
                 check_shape(shape, data.len())?;
                 for i in (0..n).filter(|&i| keep(i)) {
-                    found.extend(instances::plane_to_mask(&data[i * plane..(i + 1) * plane], frames, 0, scores[i]));
+                    found.extend(instances::plane_to_mask(
+                        &data[i * plane..(i + 1) * plane],
+                        frames,
+                        0,
+                        scores[i],
+                    ));
                 }
             }
             Some(TensorElementType::Float32) => {
@@ -595,12 +728,17 @@ impl Sam3 {
                 let (shape, data) = masks_value.try_extract_tensor::<f32>().map_err(run_err)?;
                 check_shape(shape, data.len())?;
                 for i in (0..n).filter(|&i| keep(i)) {
-                    let bools: Vec<bool> = data[i * plane..(i + 1) * plane].iter().map(|&v| v > 0.5).collect();
+                    let bools: Vec<bool> = data[i * plane..(i + 1) * plane]
+                        .iter()
+                        .map(|&v| v > 0.5)
+                        .collect();
                     found.extend(instances::plane_to_mask(&bools, frames, 0, scores[i]));
                 }
             }
             other => {
-                return Err(ModelError::Inference(format!("decoder masks are {other:?}, not bool")));
+                return Err(ModelError::Inference(format!(
+                    "decoder masks are {other:?}, not bool"
+                )));
             }
         }
         Ok(found)
@@ -615,7 +753,8 @@ fn slot_groups(exemplars: &[Exemplar], slots: Option<usize>) -> Vec<Vec<Exemplar
         return vec![exemplars.to_vec()];
     };
     let slots = slots.max(1);
-    let (positives, negatives): (Vec<Exemplar>, Vec<Exemplar>) = exemplars.iter().partition(|e| e.positive);
+    let (positives, negatives): (Vec<Exemplar>, Vec<Exemplar>) =
+        exemplars.iter().partition(|e| e.positive);
     if positives.is_empty() {
         return negatives.chunks(slots).map(<[Exemplar]>::to_vec).collect();
     }

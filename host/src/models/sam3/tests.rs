@@ -19,7 +19,8 @@ const H: u32 = 300;
 
 fn test_image() -> RgbImage {
     let mut pixels = Vec::with_capacity((W * H * 3) as usize);
-    let inside = |r: (u32, u32, u32, u32), x: u32, y: u32| x >= r.0 && x < r.2 && y >= r.1 && y < r.3;
+    let inside =
+        |r: (u32, u32, u32, u32), x: u32, y: u32| x >= r.0 && x < r.2 && y >= r.1 && y < r.3;
     for y in 0..H {
         for x in 0..W {
             let c = if RED_SQUARES.iter().any(|&r| inside(r, x, y)) {
@@ -107,7 +108,12 @@ fn demo_model() -> Option<Sam3> {
 
 #[test]
 fn points_become_one_percent_boxes() {
-    let e = point_exemplars(&[[100.0, 50.0], [10.0, 10.0], [5.0, 5.0]], &[1, 0, -1], 400, 300);
+    let e = point_exemplars(
+        &[[100.0, 50.0], [10.0, 10.0], [5.0, 5.0]],
+        &[1, 0, -1],
+        400,
+        300,
+    );
     assert_eq!(e.len(), 2);
     assert_eq!(e[0].bbox, [98.0, 48.5, 102.0, 51.5]);
     assert!(e[0].positive);
@@ -116,7 +122,11 @@ fn points_become_one_percent_boxes() {
 
 #[test]
 fn boxes_are_ordered_and_clipped() {
-    let e = box_exemplars(&[[50.0, 40.0, 10.0, -5.0], [500.0, 0.0, 600.0, 10.0]], 400, 300);
+    let e = box_exemplars(
+        &[[50.0, 40.0, 10.0, -5.0], [500.0, 0.0, 600.0, 10.0]],
+        400,
+        300,
+    );
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].bbox, [10.0, 0.0, 50.0, 40.0]);
 }
@@ -152,7 +162,12 @@ fn demo_model_end_to_end() {
     let encode_ms = t.elapsed().as_millis();
     assert_eq!(embedding.tensors.len(), 6);
     assert_eq!((embedding.width, embedding.height), (W, H));
-    assert_eq!(embedding.tensor("backbone_fpn_0").map(|t| t.shape().to_vec()), Some(vec![1, 256, 288, 288]));
+    assert_eq!(
+        embedding
+            .tensor("backbone_fpn_0")
+            .map(|t| t.shape().to_vec()),
+        Some(vec![1, 256, 288, 288])
+    );
 
     let t = Instant::now();
     let red = model.encode_text("red").expect("text");
@@ -163,11 +178,17 @@ fn demo_model_end_to_end() {
     assert_eq!(model.text_encoder_runs(), 1);
     let again = model.encode_text("  RED ").expect("cached text");
     assert!(Arc::ptr_eq(&red, &again));
-    assert_eq!(model.text_encoder_runs(), 1, "same tokens: served from the cache");
+    assert_eq!(
+        model.text_encoder_runs(),
+        1,
+        "same tokens: served from the cache"
+    );
 
     // Text: both red squares.
     let t = Instant::now();
-    let masks = model.detect(&embedding, &red, &[], 0.5).expect("detect red");
+    let masks = model
+        .detect(&embedding, &red, &[], 0.5)
+        .expect("detect red");
     let detect_ms = t.elapsed().as_millis();
     assert_eq!(masks.len(), 2, "{masks:?}");
     for (i, m) in masks.iter().enumerate() {
@@ -182,57 +203,93 @@ fn demo_model_end_to_end() {
     eprintln!("demo SAM3 on {W}x{H}: encode_image {encode_ms} ms, encode_text {text_ms} ms, detect {detect_ms} ms");
 
     // Threshold above the demo's 0.9 score: nothing.
-    assert!(model.detect(&embedding, &red, &[], 0.95).expect("detect").is_empty());
+    assert!(model
+        .detect(&embedding, &red, &[], 0.95)
+        .expect("detect")
+        .is_empty());
 
     // A colour that is not there.
     let purple = model.encode_text("purple").expect("text");
-    assert!(model.detect(&embedding, &purple, &[], 0.5).expect("detect purple").is_empty());
+    assert!(model
+        .detect(&embedding, &purple, &[], 0.5)
+        .expect("detect purple")
+        .is_empty());
 
     // Everything: the three squares.
     let everything = model.encode_text("everything").expect("text");
-    let masks = model.detect(&embedding, &everything, &[], 0.5).expect("detect everything");
+    let masks = model
+        .detect(&embedding, &everything, &[], 0.5)
+        .expect("detect everything");
     assert_eq!(masks.len(), 3, "{masks:?}");
     let mut all = RED_SQUARES.to_vec();
     all.push(BLUE_SQUARE);
     let ious = best_ious(&masks, &all);
-    assert!(ious.iter().all(|&iou| iou >= 0.85), "everything IoUs {ious:?}");
+    assert!(
+        ious.iter().all(|&iou| iou >= 0.85),
+        "everything IoUs {ious:?}"
+    );
 
     // A box exemplar around one red square finds both (the demo ignores the text then).
     let blue = model.encode_text("blue").expect("text");
     let r = RED_SQUARES[0];
-    let exemplar = [r.0 as f64 - 3.0, r.1 as f64 - 3.0, r.2 as f64 + 3.0, r.3 as f64 + 3.0];
-    let masks = model.detect(&embedding, &blue, &[exemplar], 0.5).expect("detect box");
+    let exemplar = [
+        r.0 as f64 - 3.0,
+        r.1 as f64 - 3.0,
+        r.2 as f64 + 3.0,
+        r.3 as f64 + 3.0,
+    ];
+    let masks = model
+        .detect(&embedding, &blue, &[exemplar], 0.5)
+        .expect("detect box");
     assert_eq!(masks.len(), 2, "{masks:?}");
-    assert!(best_ious(&masks, &RED_SQUARES).iter().all(|&iou| iou >= 0.85));
+    assert!(best_ious(&masks, &RED_SQUARES)
+        .iter()
+        .all(|&iou| iou >= 0.85));
 
     // Two boxes (one slot each, the demo's num_boxes is dynamic).
     let r2 = RED_SQUARES[1];
     let second = [r2.0 as f64, r2.1 as f64, r2.2 as f64, r2.3 as f64];
-    let masks = model.detect(&embedding, &everything, &[exemplar, second], 0.5).expect("two boxes");
+    let masks = model
+        .detect(&embedding, &everything, &[exemplar, second], 0.5)
+        .expect("two boxes");
     assert_eq!(masks.len(), 2, "{masks:?}");
 
     // The same, one decoder run per box, merged with NMS.
     model.decoder_spec.box_slots = Some(1);
-    let merged = model.detect(&embedding, &everything, &[exemplar, second], 0.5).expect("per box");
+    let merged = model
+        .detect(&embedding, &everything, &[exemplar, second], 0.5)
+        .expect("per box");
     assert_eq!(merged.len(), 2, "{merged:?}");
-    assert_eq!(merged.iter().map(|m| m.bbox).collect::<Vec<BBox>>(), masks.iter().map(|m| m.bbox).collect::<Vec<BBox>>());
+    assert_eq!(
+        merged.iter().map(|m| m.bbox).collect::<Vec<BBox>>(),
+        masks.iter().map(|m| m.bbox).collect::<Vec<BBox>>()
+    );
     model.decoder_spec.box_slots = None;
 
     // A positive point on the blue square finds the blue square; a negative one alone, nothing.
     let c = ((BLUE_SQUARE.0 + BLUE_SQUARE.2) / 2) as f64;
     let cy = ((BLUE_SQUARE.1 + BLUE_SQUARE.3) / 2) as f64;
     let points = point_exemplars(&[[c, cy]], &[1], W, H);
-    let masks = model.detect_exemplars(&embedding, &red, &points, 0.5).expect("point");
+    let masks = model
+        .detect_exemplars(&embedding, &red, &points, 0.5)
+        .expect("point");
     assert_eq!(masks.len(), 1, "{masks:?}");
     assert!(best_ious(&masks, &[BLUE_SQUARE])[0] >= 0.85);
     let negative = point_exemplars(&[[c, cy]], &[0], W, H);
-    let masks = model.detect_exemplars(&embedding, &purple, &negative, 0.5).expect("negative point");
+    let masks = model
+        .detect_exemplars(&embedding, &purple, &negative, 0.5)
+        .expect("negative point");
     assert!(masks.is_empty());
 
     // Masks rendered in a smaller frame and scaled up to the original.
     model.set_max_mask_side(200);
-    let masks = model.detect(&embedding, &red, &[], 0.5).expect("detect small frame");
+    let masks = model
+        .detect(&embedding, &red, &[], 0.5)
+        .expect("detect small frame");
     assert_eq!(masks.len(), 2);
     let ious = best_ious(&masks, &RED_SQUARES);
-    assert!(ious.iter().all(|&iou| iou >= 0.85), "scaled-frame IoUs {ious:?}");
+    assert!(
+        ious.iter().all(|&iou| iou >= 0.85),
+        "scaled-frame IoUs {ious:?}"
+    );
 }

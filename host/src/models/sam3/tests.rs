@@ -293,3 +293,10 @@ fn demo_model_end_to_end() {
         "scaled-frame IoUs {ious:?}"
     );
 }
+
+#[test]
+fn model_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Sam3>();
+    assert_send_sync::<TextFeatures>();
+}

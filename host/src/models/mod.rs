@@ -6,6 +6,7 @@ mod preprocess;
 pub mod runtime;
 mod sam;
 mod sam2;
+pub mod sam3;
 mod tensors;
 
 use std::path::PathBuf;

@@ -6,7 +6,11 @@ use clap::Parser;
 
 /// Run the samgeo REST API server.
 #[derive(Debug, Parser)]
-#[command(name = "samgeo-api", version, about = "Segment Anything on geospatial rasters over HTTP")]
+#[command(
+    name = "samgeo-api",
+    version,
+    about = "Segment Anything on geospatial rasters over HTTP"
+)]
 pub struct Cli {
     /// Host to bind to [default: server.host, 0.0.0.0]
     #[arg(long)]
@@ -50,7 +54,9 @@ mod tests {
             parse_preload("sam3:facebook/sam3").unwrap().1,
             "facebook/sam3"
         );
-        assert!(parse_preload("sam2").unwrap_err().contains("Invalid --preload format"));
+        assert!(parse_preload("sam2")
+            .unwrap_err()
+            .contains("Invalid --preload format"));
         assert!(parse_preload(":x").is_err());
     }
 }

@@ -65,15 +65,20 @@ impl std::error::Error for AppError {}
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        if self.status == StatusCode::INTERNAL_SERVER_ERROR || self.status == StatusCode::BAD_GATEWAY {
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR
+            || self.status == StatusCode::BAD_GATEWAY
+        {
             tracing::error!(status = self.status.as_u16(), detail = %self.detail, "request failed");
         } else if self.status.is_server_error() {
             tracing::warn!(status = self.status.as_u16(), detail = %self.detail, "request not served");
         } else {
             tracing::debug!(status = self.status.as_u16(), detail = %self.detail, "request rejected");
         }
-        let mut response =
-            (self.status, Json(serde_json::json!({ "detail": self.detail }))).into_response();
+        let mut response = (
+            self.status,
+            Json(serde_json::json!({ "detail": self.detail })),
+        )
+            .into_response();
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

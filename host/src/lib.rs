@@ -3,15 +3,15 @@
 //! Data flows one way: upload → [`raster`] → embedding ([`models`], [`cache`]) → masks
 //! ([`masks`]) → filters and formatter ([`plugins`]) → response ([`http`]).
 
-pub mod config;
-pub mod masks;
-pub mod error;
-pub mod raster;
-pub mod models;
 pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod masks;
+pub mod models;
 pub mod pipeline;
 pub mod plugins;
-pub mod state;
-pub mod http;
-pub mod cli;
+pub mod raster;
 pub mod server;
+pub mod state;

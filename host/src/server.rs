@@ -53,16 +53,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             bail!("--preload {version}:{id}: invalid model_version '{version}' (one of {MODEL_VERSIONS:?})");
         }
         if !model_ids(version).contains(&id.as_str()) {
-            bail!("--preload {version}:{id}: invalid model_id '{id}' for {version} (one of {:?})", model_ids(version));
+            bail!(
+                "--preload {version}:{id}: invalid model_id '{id}' for {version} (one of {:?})",
+                model_ids(version)
+            );
         }
     }
     route_gdal_messages();
     std::fs::create_dir_all(&config.server.cache_dir).with_context(|| {
-        format!("creating the cache directory {}", config.server.cache_dir.display())
+        format!(
+            "creating the cache directory {}",
+            config.server.cache_dir.display()
+        )
     })?;
     let runtime = OnnxRuntime::init(&config.runtime)?;
-    let plugins = PluginHost::new(&config.plugins, &config.server.cache_dir)
-        .context("loading plugins")?;
+    let plugins =
+        PluginHost::new(&config.plugins, &config.server.cache_dir).context("loading plugins")?;
     let state = AppState::new(config.clone(), runtime, plugins);
     for (version, id) in &preloads {
         let state = state.clone();
@@ -86,8 +92,8 @@ pub async fn run(cli: Cli) -> Result<()> {
     tracing::info!(address = %listener.local_addr()?, "samgeo-api listening");
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, crate::http::router(state))
-        .with_graceful_shutdown(async move {
+    let server =
+        axum::serve(listener, crate::http::router(state)).with_graceful_shutdown(async move {
             shutdown_signal().await;
             tracing::info!("shutting down: no new connections, finishing requests in flight");
             let _ = stop_tx.send(true);
@@ -169,7 +175,10 @@ fn spawn_config_watch(state: AppState, config_path: PathBuf) {
 }
 
 /// Modification times and sizes of the config file and the plugin directory's entries.
-fn fingerprint(config: &Path, plugin_dir: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+fn fingerprint(
+    config: &Path,
+    plugin_dir: &Path,
+) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
     let stat = |p: &Path| {
         std::fs::metadata(p)
             .map(|m| (p.to_path_buf(), m.len(), m.modified().ok()))

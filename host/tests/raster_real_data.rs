@@ -53,8 +53,12 @@ fn header_matches_gdalinfo_for_every_file() {
         if name == "corrupt.tif" {
             // The header is readable; the pixels are not. Reading must fail with a clear message.
             let raster = opened.expect("corrupt.tif has a readable header");
-            let err = raster.read_rgb(&BandSelection::default(), 1024).unwrap_err();
-            let RasterError::Invalid(msg) = err else { panic!("expected Invalid, got {err:?}") };
+            let err = raster
+                .read_rgb(&BandSelection::default(), 1024)
+                .unwrap_err();
+            let RasterError::Invalid(msg) = err else {
+                panic!("expected Invalid, got {err:?}")
+            };
             assert!(msg.contains("Cannot read the pixels"), "{msg}");
             assert!(!msg.contains("/vsimem/"), "{msg}");
             continue;
@@ -64,7 +68,11 @@ fn header_matches_gdalinfo_for_every_file() {
         let expected = gdalinfo(&path);
         let size = &expected["size"];
         assert_eq!(info.width as u64, size[0].as_u64().unwrap(), "{name} width");
-        assert_eq!(info.height as u64, size[1].as_u64().unwrap(), "{name} height");
+        assert_eq!(
+            info.height as u64,
+            size[1].as_u64().unwrap(),
+            "{name} height"
+        );
         assert_eq!(
             info.band_count,
             expected["bands"].as_array().unwrap().len(),
@@ -72,19 +80,34 @@ fn header_matches_gdalinfo_for_every_file() {
         );
         match expected["geoTransform"].as_array() {
             Some(gt) => {
-                let ours = info.georef.geotransform.unwrap_or_else(|| panic!("{name}: no geotransform"));
+                let ours = info
+                    .georef
+                    .geotransform
+                    .unwrap_or_else(|| panic!("{name}: no geotransform"));
                 for (a, b) in ours.iter().zip(gt) {
                     // gdalinfo prints 16 significant digits.
                     let b = b.as_f64().unwrap();
-                    assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{name} geotransform {ours:?} vs {gt:?}");
+                    assert!(
+                        (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                        "{name} geotransform {ours:?} vs {gt:?}"
+                    );
                 }
             }
             None => assert_eq!(info.georef.geotransform, None, "{name} geotransform"),
         }
-        match expected["coordinateSystem"]["wkt"].as_str().filter(|w| !w.is_empty()) {
+        match expected["coordinateSystem"]["wkt"]
+            .as_str()
+            .filter(|w| !w.is_empty())
+        {
             Some(wkt) => {
                 let theirs = SpatialRef::from_wkt(wkt).unwrap();
-                let ours = SpatialRef::from_wkt(info.georef.crs_wkt.as_deref().unwrap_or_else(|| panic!("{name}: CRS missing"))).unwrap();
+                let ours = SpatialRef::from_wkt(
+                    info.georef
+                        .crs_wkt
+                        .as_deref()
+                        .unwrap_or_else(|| panic!("{name}: CRS missing")),
+                )
+                .unwrap();
                 assert!(ours == theirs, "{name}: CRS differs from gdalinfo's");
             }
             None => assert_eq!(info.georef.crs_wkt, None, "{name} CRS"),
@@ -92,16 +115,28 @@ fn header_matches_gdalinfo_for_every_file() {
         let rgb = raster
             .read_rgb(&BandSelection::default(), 1024)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(rgb.pixels.len(), rgb.width as usize * rgb.height as usize * 3);
+        assert_eq!(
+            rgb.pixels.len(),
+            rgb.width as usize * rgb.height as usize * 3
+        );
         assert!(rgb.width.max(rgb.height) <= 1024.max(info.width.max(info.height).min(1024)));
-        let (min, max) = rgb.pixels.iter().fold((255u8, 0u8), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let (min, max) = rgb
+            .pixels
+            .iter()
+            .fold((255u8, 0u8), |(lo, hi), &v| (lo.min(v), hi.max(v)));
         if name == "all-nodata.tif" {
-            assert_eq!(max, 0, "{name}: every pixel is nodata, so the image is black");
+            assert_eq!(
+                max, 0,
+                "{name}: every pixel is nodata, so the image is black"
+            );
         } else if info.data_type != "Byte" {
             // The stretch spreads real data over (nearly) the whole 8-bit range.
             // A band of one constant value stays flat (mid-grey where valid, black where masked).
             let flat = rgb.pixels.iter().all(|&v| v == 0 || v == 128);
-            assert!(max >= 200 && min <= 55 || flat, "{name}: stretched range {min}..{max}");
+            assert!(
+                max >= 200 && min <= 55 || flat,
+                "{name}: stretched range {min}..{max}"
+            );
         }
         checked += 1;
     }
@@ -115,14 +150,22 @@ fn known_crs_codes() {
         let raster = OpenRaster::open(std::fs::read(dir.join(file)).unwrap(), LIMITS).unwrap();
         assert_eq!(raster.info().georef.epsg, Some(epsg), "{file}");
     }
-    let esri = OpenRaster::open(std::fs::read(dir.join("test_esri_wkt.tif")).unwrap(), LIMITS).unwrap();
-    assert!(esri.info().georef.crs_wkt.is_some(), "ESRI WKT is read as a CRS");
+    let esri = OpenRaster::open(
+        std::fs::read(dir.join("test_esri_wkt.tif")).unwrap(),
+        LIMITS,
+    )
+    .unwrap();
+    assert!(
+        esri.info().georef.crs_wkt.is_some(),
+        "ESRI WKT is read as a CRS"
+    );
 }
 
 #[test]
 fn float_nan_stretch_has_no_garbage() {
     let Some(dir) = real_data() else { return };
-    let raster = OpenRaster::open(std::fs::read(dir.join("float_nan.tif")).unwrap(), LIMITS).unwrap();
+    let raster =
+        OpenRaster::open(std::fs::read(dir.join("float_nan.tif")).unwrap(), LIMITS).unwrap();
     let rgb = raster.read_rgb(&BandSelection::default(), 1024).unwrap();
     // 3×2 with NaN cells: those are black, the others spread over 0..=255.
     assert_eq!((rgb.width, rgb.height), (3, 2));
@@ -138,7 +181,10 @@ fn bgr_file_is_read_in_rgb_order_and_bands_are_selectable() {
     let explicit = raster
         .read_rgb(&BandSelection::parse(Some("3,2,1")).unwrap(), 256)
         .unwrap();
-    assert_eq!(default, explicit, "bands labelled R,G,B (3,2,1 here) are the default");
+    assert_eq!(
+        default, explicit,
+        "bands labelled R,G,B (3,2,1 here) are the default"
+    );
     let err = raster
         .read_rgb(&BandSelection::parse(Some("5")).unwrap(), 256)
         .unwrap_err();
@@ -151,7 +197,13 @@ fn lon_lat_point_lands_on_gdals_pixel() {
     let path = dir.join("RGB.byte.tif");
     let raster = OpenRaster::open(std::fs::read(&path).unwrap(), LIMITS).unwrap();
     let (lon, lat) = (-77.8, 24.8);
-    let ours = to_pixel_coords(raster.dataset(), &raster.info().georef, &[[lon, lat]], Some("EPSG:4326")).unwrap()[0];
+    let ours = to_pixel_coords(
+        raster.dataset(),
+        &raster.info().georef,
+        &[[lon, lat]],
+        Some("EPSG:4326"),
+    )
+    .unwrap()[0];
     // GDAL's own answer: gdallocationinfo -wgs84 reports the pixel and line.
     let out = Command::new("gdallocationinfo")
         .args(["-xml", "-wgs84"])
@@ -161,19 +213,41 @@ fn lon_lat_point_lands_on_gdals_pixel() {
         .unwrap();
     let xml = String::from_utf8_lossy(&out.stdout);
     let attr = |name: &str| -> f64 {
-        let start = xml.find(&format!("{name}=\"")).unwrap_or_else(|| panic!("{xml}")) + name.len() + 2;
+        let start = xml
+            .find(&format!("{name}=\""))
+            .unwrap_or_else(|| panic!("{xml}"))
+            + name.len()
+            + 2;
         xml[start..].split('"').next().unwrap().parse().unwrap()
     };
     let (pixel, line) = (attr("pixel"), attr("line"));
-    assert!((ours[0].floor() - pixel).abs() <= 1.0, "x {} vs {pixel}", ours[0]);
-    assert!((ours[1].floor() - line).abs() <= 1.0, "y {} vs {line}", ours[1]);
+    assert!(
+        (ours[0].floor() - pixel).abs() <= 1.0,
+        "x {} vs {pixel}",
+        ours[0]
+    );
+    assert!(
+        (ours[1].floor() - line).abs() <= 1.0,
+        "y {} vs {line}",
+        ours[1]
+    );
 }
 
 #[test]
 fn point_crs_needs_a_georeferenced_image() {
     let Some(dir) = real_data() else { return };
-    let raster = OpenRaster::open(std::fs::read(dir.join("389225main_sw_1965_1024.jpg")).unwrap(), LIMITS).unwrap();
-    let err = to_pixel_coords(raster.dataset(), &raster.info().georef, &[[1.0, 2.0]], Some("EPSG:4326")).unwrap_err();
+    let raster = OpenRaster::open(
+        std::fs::read(dir.join("389225main_sw_1965_1024.jpg")).unwrap(),
+        LIMITS,
+    )
+    .unwrap();
+    let err = to_pixel_coords(
+        raster.dataset(),
+        &raster.info().georef,
+        &[[1.0, 2.0]],
+        Some("EPSG:4326"),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("no georeferencing"), "{err}");
 }
 
@@ -181,6 +255,8 @@ fn point_crs_needs_a_georeferenced_image() {
 fn pixel_limit_is_checked_on_the_header() {
     let Some(dir) = real_data() else { return };
     let bytes = std::fs::read(dir.join("RGB.byte.tif")).unwrap();
-    let err = OpenRaster::open(bytes, RasterLimits { max_pixels: 1000 }).err().unwrap();
+    let err = OpenRaster::open(bytes, RasterLimits { max_pixels: 1000 })
+        .err()
+        .unwrap();
     assert!(matches!(err, RasterError::TooLarge(_)), "{err:?}");
 }

@@ -141,7 +141,10 @@ mod tests {
 
     fn embedding(floats: usize) -> Embedding {
         Embedding {
-            tensors: vec![("e".into(), ndarray::ArrayD::zeros(ndarray::IxDyn(&[floats])))],
+            tensors: vec![(
+                "e".into(),
+                ndarray::ArrayD::zeros(ndarray::IxDyn(&[floats])),
+            )],
             width: 1,
             height: 1,
         }
@@ -163,11 +166,15 @@ mod tests {
         let one = embedding(1000).size_bytes();
         let cache = EmbeddingCache::new(one * 2);
         for n in 0..3 {
-            cache.get_or_compute(&key(n), || Ok(embedding(1000))).unwrap();
+            cache
+                .get_or_compute(&key(n), || Ok(embedding(1000)))
+                .unwrap();
         }
         assert_eq!(cache.len(), 2);
         assert!(cache.bytes() <= one * 2);
-        let (_, hit) = cache.get_or_compute(&key(0), || Ok(embedding(1000))).unwrap();
+        let (_, hit) = cache
+            .get_or_compute(&key(0), || Ok(embedding(1000)))
+            .unwrap();
         assert!(!hit, "the oldest entry was evicted");
     }
 

@@ -43,12 +43,7 @@ impl ModelCache {
         if let Some(model) = self.loaded.lock().get(key) {
             return Ok(model.clone());
         }
-        let slot = self
-            .loading
-            .lock()
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        let slot = self.loading.lock().entry(key.clone()).or_default().clone();
         let mut loaded_here = false;
         let result = slot.get_or_init(|| {
             loaded_here = true;

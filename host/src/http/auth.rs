@@ -11,7 +11,11 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 /// Rejects requests without the configured key with 401.
-pub async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let config = state.config();
     let Some(expected) = config.server.api_key.as_deref() else {
         return next.run(request).await;
@@ -33,8 +37,9 @@ pub async fn require_api_key(State(state): State<AppState>, request: Request, ne
         "Not authenticated: send the API key as 'Authorization: Bearer <key>'",
     )
     .into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
     response
 }

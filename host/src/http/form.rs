@@ -110,7 +110,9 @@ impl Form {
         raw.parse::<i64>().map(Some).or_else(|_| {
             // "100.0" is a valid integer for pydantic; "100.5" is not.
             match raw.parse::<f64>() {
-                Ok(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+                Ok(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                    Ok(Some(f as i64))
+                }
                 _ => Err(AppError::unprocessable(format!(
                     "Field '{name}': '{raw}' is not a valid integer"
                 ))),
@@ -145,10 +147,17 @@ impl Form {
 fn multipart_error(e: MultipartError) -> AppError {
     let status = e.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        AppError::too_large(format!("The request body is larger than allowed: {}", e.body_text()))
+        AppError::too_large(format!(
+            "The request body is larger than allowed: {}",
+            e.body_text()
+        ))
     } else {
         AppError::new(
-            if status.is_client_error() { status } else { StatusCode::BAD_REQUEST },
+            if status.is_client_error() {
+                status
+            } else {
+                StatusCode::BAD_REQUEST
+            },
             format!("Cannot read the multipart form: {}", e.body_text()),
         )
     }
@@ -164,7 +173,13 @@ mod tests {
 
     #[test]
     fn typed_getters() {
-        let f = form(&[("a", "True"), ("n", "12"), ("m", "3.0"), ("x", "None"), ("e", "")]);
+        let f = form(&[
+            ("a", "True"),
+            ("n", "12"),
+            ("m", "3.0"),
+            ("x", "None"),
+            ("e", ""),
+        ]);
         assert!(f.bool_or("a", false).unwrap());
         assert_eq!(f.int_or("n", 0).unwrap(), 12);
         assert_eq!(f.int_or("m", 0).unwrap(), 3);

@@ -76,7 +76,10 @@ pub struct TextForm {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "samgeo-rs", description = "Segment Anything on geospatial rasters over HTTP, compatible with segment-geospatial's REST API."),
+    info(
+        title = "samgeo-rs",
+        description = "Segment Anything on geospatial rasters over HTTP, compatible with segment-geospatial's REST API."
+    ),
     paths(
         super::meta::health,
         super::meta::list_models,

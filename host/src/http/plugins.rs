@@ -20,6 +20,10 @@ pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, AppErr
     let report = tokio::task::spawn_blocking(move || plugins.reload())
         .await
         .map_err(|e| AppError::internal(format!("plugin reload task failed: {e}")))?
-        .map_err(|e| AppError::bad_request(format!("Plugin reload failed; the previous plugins stay loaded: {e:#}")))?;
+        .map_err(|e| {
+            AppError::bad_request(format!(
+                "Plugin reload failed; the previous plugins stay loaded: {e:#}"
+            ))
+        })?;
     Ok(Json(json!({ "status": "reloaded", "report": report })))
 }

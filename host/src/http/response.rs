@@ -16,11 +16,7 @@ pub fn formatted(result: PipelineOutput) -> Response {
     let content_type = HeaderValue::from_str(&out.content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     let is_json = out.content_type.contains("json");
-    let mut response = (
-        [(header::CONTENT_TYPE, content_type)],
-        out.bytes,
-    )
-        .into_response();
+    let mut response = ([(header::CONTENT_TYPE, content_type)], out.bytes).into_response();
     let headers = response.headers_mut();
     if !is_json {
         let safe: String = out

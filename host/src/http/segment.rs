@@ -165,7 +165,10 @@ pub async fn predict(
         point_crs,
         multimask,
     };
-    run_job(&state, deadline, limit, move |state| predict::run(&state, request)).await
+    run_job(&state, deadline, limit, move |state| {
+        predict::run(&state, request)
+    })
+    .await
 }
 
 /// `POST /segment/automatic`: masks for everything in the image.

@@ -238,7 +238,10 @@ pub(super) fn select_candidates(
         }
     };
     let plane = frame.width as usize * frame.height as usize;
-    let flat = low_res.as_slice().map(<[f32]>::to_vec).unwrap_or_else(|| low_res.iter().copied().collect());
+    let flat = low_res
+        .as_slice()
+        .map(<[f32]>::to_vec)
+        .unwrap_or_else(|| low_res.iter().copied().collect());
     Ok(DecodedMasks {
         logits: chosen
             .iter()

@@ -51,11 +51,24 @@ impl Sam2 {
             }
             Ok(())
         };
-        check(&encoder_session, encoder, &["image", "image_embed"], "image encoder")?;
+        check(
+            &encoder_session,
+            encoder,
+            &["image", "image_embed"],
+            "image encoder",
+        )?;
         check(
             &decoder_session,
             decoder,
-            &["image_embed", "high_res_feats_0", "high_res_feats_1", "point_coords", "point_labels", "masks", "iou_predictions"],
+            &[
+                "image_embed",
+                "high_res_feats_0",
+                "high_res_feats_1",
+                "point_coords",
+                "point_labels",
+                "masks",
+                "iou_predictions",
+            ],
             "decoder",
         )?;
         Ok(Sam2 {
@@ -138,7 +151,11 @@ impl PromptableModel for Sam2 {
         let mut remaining: Vec<usize> = (0..rows.len()).collect();
         while let Some(&first) = remaining.first() {
             let n = rows[first].1.len();
-            let batch: Vec<usize> = remaining.iter().copied().filter(|&i| rows[i].1.len() == n).collect();
+            let batch: Vec<usize> = remaining
+                .iter()
+                .copied()
+                .filter(|&i| rows[i].1.len() == n)
+                .collect();
             remaining.retain(|i| !batch.contains(i));
             let l = batch.len();
             let coords: Vec<f32> = batch.iter().flat_map(|&i| rows[i].0.clone()).collect();
@@ -177,9 +194,17 @@ impl PromptableModel for Sam2 {
                 )));
             }
             for (row, &index) in batch.iter().enumerate() {
-                let m = masks.index_axis(ndarray::Axis(0), row).insert_axis(ndarray::Axis(0)).to_owned();
+                let m = masks
+                    .index_axis(ndarray::Axis(0), row)
+                    .insert_axis(ndarray::Axis(0))
+                    .to_owned();
                 let s = scores.index_axis(ndarray::Axis(0), row).to_owned();
-                results[index] = Some(select_candidates(&m.into_dyn(), &s.into_dyn(), multimask, frame)?);
+                results[index] = Some(select_candidates(
+                    &m.into_dyn(),
+                    &s.into_dyn(),
+                    multimask,
+                    frame,
+                )?);
             }
         }
         Ok(results.into_iter().flatten().collect())

@@ -39,8 +39,14 @@ pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutp
         &request.common.model_id,
     )?;
     deadline.check()?;
-    let (embedding, cache_hit) =
-        embedding_for(state, model.as_ref(), &request.common, &sha256, &raster, &deadline)?;
+    let (embedding, cache_hit) = embedding_for(
+        state,
+        model.as_ref(),
+        &request.common,
+        &sha256,
+        &raster,
+        &deadline,
+    )?;
     drop(raster);
     deadline.check()?;
     let decoded = model.decode(&embedding, &rows, request.multimask)?;
@@ -48,9 +54,14 @@ pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutp
     for row in &decoded {
         for (logits, &score) in row.logits.iter().zip(&row.scores) {
             let id = masks.len() as u32 + 1;
-            if let Some(mask) =
-                mask_from_logits(logits, &row.frame, id, score, MASK_THRESHOLD, STABILITY_OFFSET)
-            {
+            if let Some(mask) = mask_from_logits(
+                logits,
+                &row.frame,
+                id,
+                score,
+                MASK_THRESHOLD,
+                STABILITY_OFFSET,
+            ) {
                 masks.push(mask);
             }
         }

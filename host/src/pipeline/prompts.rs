@@ -35,9 +35,8 @@ impl Prompts {
             ));
         }
         let json = |text: &str| -> Result<Value, AppError> {
-            serde_json::from_str(text).map_err(|e| {
-                AppError::bad_request(format!("Invalid JSON in prompt fields: {e}"))
-            })
+            serde_json::from_str(text)
+                .map_err(|e| AppError::bad_request(format!("Invalid JSON in prompt fields: {e}")))
         };
         let coords = point_coords.map(json).transpose()?;
         let labels = point_labels.map(json).transpose()?;
@@ -125,7 +124,9 @@ fn tuples<const N: usize>(
 
 fn parse_labels(value: &Value, count: usize) -> Result<Vec<i32>, AppError> {
     let wrong = || {
-        AppError::bad_request("Invalid point_labels: expected [1, 0, ...] (1 = foreground, 0 = background)")
+        AppError::bad_request(
+            "Invalid point_labels: expected [1, 0, ...] (1 = foreground, 0 = background)",
+        )
     };
     let items: Vec<&Value> = match value {
         Value::Array(a) => a.iter().collect(),
@@ -171,13 +172,23 @@ mod tests {
     fn errors_name_the_problem() {
         let cases = [
             (Some("[[1,2]"), None, None, "Invalid JSON in prompt fields"),
-            (Some("[[1,2]]"), Some("[1,0]"), None, "2 labels but point_coords has 1"),
+            (
+                Some("[[1,2]]"),
+                Some("[1,0]"),
+                None,
+                "2 labels but point_coords has 1",
+            ),
             (Some("[[1,\"a\"]]"), None, None, "not a finite number"),
             (Some("{\"x\":1}"), None, None, "Invalid point_coords"),
             (None, None, Some("[[5,5,1,1]]"), "xmin must not exceed xmax"),
             (Some("[[1,2]]"), Some("[7]"), None, "Invalid point_labels"),
             (None, None, None, "At least one of point_coords or boxes"),
-            (Some("[]"), None, None, "At least one of point_coords or boxes"),
+            (
+                Some("[]"),
+                None,
+                None,
+                "At least one of point_coords or boxes",
+            ),
         ];
         for (c, l, b, want) in cases {
             let e = Prompts::parse(c, l, b).unwrap_err();

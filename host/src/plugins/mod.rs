@@ -39,7 +39,11 @@ impl PluginHost {
     pub fn apply_filters(&self, req: PluginRequest) -> Result<MaskSet, PluginError> {
         Ok(req.masks)
     }
-    pub fn format(&self, _name: &str, _req: &PluginRequest) -> Result<FormattedOutput, PluginError> {
+    pub fn format(
+        &self,
+        _name: &str,
+        _req: &PluginRequest,
+    ) -> Result<FormattedOutput, PluginError> {
         Err(PluginError("not yet".into()))
     }
     pub fn reload(&self) -> anyhow::Result<ReloadReport> {

@@ -76,7 +76,11 @@ impl BandSelection {
     pub fn key(&self) -> String {
         match &self.requested {
             None => "default".into(),
-            Some(b) => b.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","),
+            Some(b) => b
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
 }
@@ -107,6 +111,9 @@ mod tests {
             let e = BandSelection::parse(Some(bad)).unwrap_err();
             assert!(e.to_string().contains("Invalid bands"), "{bad}: {e}");
         }
-        assert_eq!(BandSelection::parse(Some(" ")).unwrap(), BandSelection::default());
+        assert_eq!(
+            BandSelection::parse(Some(" ")).unwrap(),
+            BandSelection::default()
+        );
     }
 }

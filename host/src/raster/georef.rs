@@ -14,7 +14,10 @@ pub fn georef_of(dataset: &Dataset) -> Georef {
         *gt != [0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
     });
     let srs = dataset.spatial_ref().ok();
-    let crs_wkt = srs.as_ref().and_then(|s| s.to_wkt().ok()).filter(|w| !w.is_empty());
+    let crs_wkt = srs
+        .as_ref()
+        .and_then(|s| s.to_wkt().ok())
+        .filter(|w| !w.is_empty());
     let epsg = srs.and_then(|s| epsg_code(&s));
     Georef {
         geotransform,
@@ -82,12 +85,14 @@ pub fn to_pixel_coords(
     })?;
     let mut xs: Vec<f64> = points.iter().map(|p| p[0]).collect();
     let mut ys: Vec<f64> = points.iter().map(|p| p[1]).collect();
-    transform.transform_coords(&mut xs, &mut ys, &mut []).map_err(|e| {
-        RasterError::Invalid(format!(
-            "Cannot transform the prompt coordinates from point_crs '{}': {e}",
-            definition.trim()
-        ))
-    })?;
+    transform
+        .transform_coords(&mut xs, &mut ys, &mut [])
+        .map_err(|e| {
+            RasterError::Invalid(format!(
+                "Cannot transform the prompt coordinates from point_crs '{}': {e}",
+                definition.trim()
+            ))
+        })?;
     let inverse = gt
         .invert()
         .map_err(|_| RasterError::Invalid("The image's geotransform cannot be inverted".into()))?;

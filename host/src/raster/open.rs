@@ -120,9 +120,10 @@ impl OpenRaster {
         let mut valid = vec![true; n];
         let mut planes: Vec<Vec<u8>> = Vec::with_capacity(3);
         for &index in &chosen {
-            let band = self.dataset.rasterband(index).map_err(|e| {
-                RasterError::Invalid(format!("Cannot read band {index}: {e}"))
-            })?;
+            let band = self
+                .dataset
+                .rasterband(index)
+                .map_err(|e| RasterError::Invalid(format!("Cannot read band {index}: {e}")))?;
             let read_err = |e: gdal::errors::GdalError| {
                 RasterError::Invalid(format!(
                     "Cannot read the pixels of band {index}: {}",

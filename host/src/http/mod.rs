@@ -7,6 +7,7 @@ mod openapi;
 mod plugins;
 mod response;
 mod segment;
+mod upload_limit;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method};
@@ -32,6 +33,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            upload_limit::enforce,
         ))
         .layer(DefaultBodyLimit::max(
             usize::try_from(config.server.max_upload_bytes).unwrap_or(usize::MAX),

@@ -31,6 +31,7 @@ pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutp
     let sha256 = sha256_hex(&bytes);
     let raster = open_raster(&config, bytes)?;
     let info = raster.info().clone();
+    request.common.bands.resolve(info.band_count)?;
     let rows = pixel_prompts(&raster, &info, &request)?;
     let model = model_for(
         state,

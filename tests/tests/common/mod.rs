@@ -2,6 +2,8 @@
 //! multipart requests, and synthetic GeoTIFFs.
 #![allow(dead_code)]
 
+pub mod rasters;
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -83,7 +83,9 @@ impl Scene {
         }
         let name = format!("/vsimem/scene-{}-{:p}.tif", std::process::id(), &ds);
         let gtiff = DriverManager::get_driver_by_name("GTiff").unwrap();
-        let copy = ds.create_copy(&gtiff, &name, &[]).unwrap();
+        let copy = ds
+            .create_copy(&gtiff, &name, &gdal::cpl::CslStringList::new())
+            .unwrap();
         drop(copy);
         let bytes = gdal::vsi::get_vsi_mem_file_bytes_owned(&name).unwrap();
         bytes

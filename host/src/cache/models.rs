@@ -9,16 +9,16 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::error::AppError;
-use crate::models::PromptableModel;
+use crate::models::LoadedModel;
 
 /// (model_version, model_id).
 pub type ModelKey = (String, String);
 
-type Slot = Arc<OnceLock<Result<Arc<dyn PromptableModel>, AppError>>>;
+type Slot = Arc<OnceLock<Result<LoadedModel, AppError>>>;
 
 /// The loaded models.
 pub struct ModelCache {
-    loaded: Mutex<LruCache<ModelKey, Arc<dyn PromptableModel>>>,
+    loaded: Mutex<LruCache<ModelKey, LoadedModel>>,
     loading: Mutex<HashMap<ModelKey, Slot>>,
 }
 
@@ -38,8 +38,8 @@ impl ModelCache {
     pub fn get_or_load(
         &self,
         key: &ModelKey,
-        load: impl FnOnce() -> Result<Arc<dyn PromptableModel>, AppError>,
-    ) -> Result<Arc<dyn PromptableModel>, AppError> {
+        load: impl FnOnce() -> Result<LoadedModel, AppError>,
+    ) -> Result<LoadedModel, AppError> {
         if let Some(model) = self.loaded.lock().get(key) {
             return Ok(model.clone());
         }

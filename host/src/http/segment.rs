@@ -14,6 +14,7 @@ use crate::config::{default_model_id, model_ids, MODEL_VERSIONS};
 use crate::error::AppError;
 use crate::pipeline::predict::{self, PredictRequest};
 use crate::pipeline::prompts::Prompts;
+use crate::pipeline::text::{self, TextRequest};
 use crate::pipeline::{Deadline, PipelineOutput, SegmentRequest};
 use crate::raster::BandSelection;
 use crate::state::AppState;
@@ -133,12 +134,6 @@ pub async fn predict(
     let file = form.take_file()?;
     let (model_version, model_id) = model_choice(&form)?;
     let output_format = output_format(&state, &form)?;
-    if model_version == "sam3" {
-        return Err(AppError::new(
-            axum::http::StatusCode::NOT_IMPLEMENTED,
-            "SAM3 prompts on /segment/predict are not available in this build yet",
-        ));
-    }
     let prompts = Prompts::parse(
         form.text("point_coords"),
         form.text("point_labels"),
@@ -195,18 +190,55 @@ pub async fn automatic(
 /// `POST /segment/text`: SAM3 segmentation from a text prompt.
 #[utoipa::path(post, path = "/segment/text",
     request_body(content = super::openapi::TextForm, content_type = "multipart/form-data"),
-    responses((status = 200, description = "Masks in the requested output format"),
+    responses((status = 200, description = "One mask per detected instance (an empty result when nothing matches)"),
         (status = 400, description = "Invalid field"), (status = 422, description = "Missing field or wrong type")))]
 pub async fn text(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
+    let config = state.config();
+    let limit = Duration::from_secs(config.server.request_timeout_secs);
+    let deadline = Deadline::after(limit);
     let mut form = read_form(multipart).await?;
-    let _file = form.take_file()?;
-    form.required_text("prompt")?;
-    let _format = output_format(&state, &form)?;
-    Err(AppError::new(
-        axum::http::StatusCode::NOT_IMPLEMENTED,
-        "Text-prompt segmentation is not available in this build yet",
-    ))
+    let file = form.take_file()?;
+    let prompt = form.required_text("prompt")?.trim().to_string();
+    let model_id = match form.text("model_id") {
+        Some(id) if model_ids("sam3").contains(&id) => id.to_string(),
+        Some(id) => {
+            return Err(AppError::bad_request(format!(
+                "Invalid model_id '{id}' for sam3. Must be one of: {}",
+                py_list(model_ids("sam3"))
+            )))
+        }
+        None => default_model_id("sam3").unwrap_or_default().to_string(),
+    };
+    let backend = form.text_or("backend", "meta");
+    if !matches!(backend, "meta" | "transformers") {
+        return Err(AppError::bad_request(format!(
+            "Invalid backend '{backend}'. Must be one of: ['meta', 'transformers']"
+        )));
+    }
+    let output_format = output_format(&state, &form)?;
+    let confidence = form.float_or("confidence_threshold", 0.5)?;
+    if !(0.0..=1.0).contains(&confidence) {
+        return Err(AppError::bad_request(format!(
+            "confidence_threshold must be between 0 and 1 (got {confidence})"
+        )));
+    }
+    let (min_size, max_size) = size_limits(&form)?;
+    let bands = BandSelection::parse(form.text("bands"))?;
+    let request = TextRequest {
+        common: SegmentRequest {
+            model_version: "sam3".into(),
+            model_id,
+            output_format,
+            bands,
+            bytes: file.bytes,
+            params: plugin_params(&form, min_size, max_size),
+            deadline,
+        },
+        prompt,
+        confidence_threshold: confidence as f32,
+    };
+    run_job(&state, deadline, limit, move |state| text::run(&state, request)).await
 }

@@ -113,6 +113,13 @@ pub trait PromptableModel: Send + Sync {
     ) -> Result<Vec<DecodedMasks>, ModelError>;
 }
 
+/// A model in the cache: a promptable SAM/SAM2 model or a SAM3 model.
+#[derive(Clone)]
+pub enum LoadedModel {
+    Promptable(Arc<dyn PromptableModel>),
+    Sam3(Arc<sam3::Sam3>),
+}
+
 /// Loads the model of `family` from `files` (blocking: reads and optimises the ONNX graphs).
 pub fn load(
     runtime: &OnnxRuntime,

@@ -4,6 +4,7 @@
 pub mod deadline;
 pub mod predict;
 pub mod prompts;
+pub mod text;
 mod shared;
 
 pub use deadline::Deadline;

@@ -7,7 +7,8 @@ use super::shared::{
     SegmentRequest,
 };
 use crate::error::AppError;
-use crate::models::{mask_from_logits, DecoderPrompt};
+use crate::models::sam3::{box_exemplars, point_exemplars};
+use crate::models::{mask_from_logits, DecoderPrompt, LoadedModel};
 use crate::raster::{to_pixel_coords, RasterInfo};
 use crate::state::AppState;
 
@@ -40,39 +41,71 @@ pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutp
         &request.common.model_id,
     )?;
     deadline.check()?;
-    let (embedding, cache_hit) = embedding_for(
-        state,
-        model.as_ref(),
-        &request.common,
-        &sha256,
-        &raster,
-        &deadline,
-    )?;
-    drop(raster);
-    deadline.check()?;
-    let decoded = model.decode(&embedding, &rows, request.multimask)?;
-    let mut masks = Vec::new();
-    for row in &decoded {
-        for (logits, &score) in row.logits.iter().zip(&row.scores) {
-            let id = masks.len() as u32 + 1;
-            if let Some(mask) = mask_from_logits(
-                logits,
-                &row.frame,
-                id,
-                score,
-                MASK_THRESHOLD,
-                STABILITY_OFFSET,
-            ) {
-                masks.push(mask);
-            }
+    let (masks, cache_hit) = match model {
+        LoadedModel::Promptable(model) => {
+            let (embedding, cache_hit) = embedding_for(
+                state,
+                &request.common,
+                &sha256,
+                &raster,
+                model.input_side(),
+                |rgb, w, h| model.encode(rgb, w, h),
+            )?;
+            drop(raster);
+            deadline.check()?;
+            let decoded = model.decode(&embedding, &rows, request.multimask)?;
+            (masks_from_decoded(&decoded), cache_hit)
         }
-    }
+        LoadedModel::Sam3(model) => {
+            let (embedding, cache_hit) = embedding_for(
+                state,
+                &request.common,
+                &sha256,
+                &raster,
+                model.input_side(),
+                |rgb, w, h| model.encode_image(rgb, w, h),
+            )?;
+            drop(raster);
+            deadline.check()?;
+            // Boxes are exemplars (find every similar object); a point is a small box.
+            let mut exemplars = Vec::new();
+            for row in rows.iter().take(1) {
+                exemplars.extend(point_exemplars(&row.points, &row.labels, info.width, info.height));
+            }
+            let boxes: Vec<[f64; 4]> = rows.iter().filter_map(|r| r.bbox).collect();
+            exemplars.extend(box_exemplars(&boxes, info.width, info.height));
+            let text = model.encode_text(SAM3_EXEMPLAR_PROMPT)?;
+            let masks = model.detect_exemplars(&embedding, &text, &exemplars, SAM3_CONFIDENCE)?;
+            (masks, cache_hit)
+        }
+    };
     let (output, mask_count) = filter_and_format(state, &request.common, &info, masks)?;
     Ok(PipelineOutput {
         output,
         cache_hit,
         mask_count,
     })
+}
+
+/// The text SAM3 gets when only exemplars are given (as the reference does).
+const SAM3_EXEMPLAR_PROMPT: &str = "visual";
+/// SAM3's default detection threshold.
+const SAM3_CONFIDENCE: f32 = 0.5;
+
+/// Thresholds every candidate of every row into a mask (ids in order, empty ones skipped).
+fn masks_from_decoded(decoded: &[crate::models::DecodedMasks]) -> Vec<crate::masks::Mask> {
+    let mut masks = Vec::new();
+    for row in decoded {
+        for (logits, &score) in row.logits.iter().zip(&row.scores) {
+            let id = masks.len() as u32 + 1;
+            if let Some(mask) =
+                mask_from_logits(logits, &row.frame, id, score, MASK_THRESHOLD, STABILITY_OFFSET)
+            {
+                masks.push(mask);
+            }
+        }
+    }
+    masks
 }
 
 /// Prompts in pixel coordinates, checked against the image: one row per box (each with all

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::Deadline;
+
 use crate::cache::EmbeddingKey;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::masks::{FormattedOutput, Mask, MaskSet, PluginRequest};
-use crate::models::{self, Embedding, ModelFamily, PromptableModel};
-use crate::raster::{BandSelection, OpenRaster, RasterInfo, RasterLimits};
+use crate::models::sam3::Sam3;
+use crate::models::{self, Embedding, LoadedModel, ModelError, ModelFamily};
+use crate::raster::{BandSelection, OpenRaster, RasterInfo, RasterLimits, RgbImage};
 use crate::state::AppState;
 
 /// What every segmentation request carries once its fields are checked.
@@ -47,26 +49,23 @@ pub fn model_for(
     config: &Config,
     version: &str,
     id: &str,
-) -> Result<Arc<dyn PromptableModel>, AppError> {
-    let family = match version {
-        "sam" => ModelFamily::Sam,
-        "sam2" => ModelFamily::Sam2,
-        other => {
-            return Err(AppError::bad_request(format!(
-                "model_version '{other}' cannot be used for prompt-based segmentation here"
-            )))
-        }
-    };
+) -> Result<LoadedModel, AppError> {
     let key = config_key(version, id);
     let files = config.model_files(version, id).cloned().ok_or_else(|| {
         AppError::unavailable(format!(
-            "Model {version}:{id} is valid but has no model files configured: add {key} with encoder and decoder paths to samgeo.toml"
+            "Model {version}:{id} is valid but has no model files configured: add {key} to samgeo.toml (see README, \"Real models\")"
         ))
     })?;
+    let version_owned = version.to_string();
     state
         .models
         .get_or_load(&(version.to_string(), id.to_string()), || {
-            models::load(&state.runtime, family, &key, &files).map_err(AppError::from)
+            let loaded = match version_owned.as_str() {
+                "sam" => LoadedModel::Promptable(models::load(&state.runtime, ModelFamily::Sam, &key, &files)?),
+                "sam2" => LoadedModel::Promptable(models::load(&state.runtime, ModelFamily::Sam2, &key, &files)?),
+                _ => LoadedModel::Sam3(Arc::new(Sam3::load(&state.runtime, &key, &files)?)),
+            };
+            Ok(loaded)
         })
 }
 
@@ -85,15 +84,17 @@ pub fn open_raster(config: &Config, bytes: Vec<u8>) -> Result<OpenRaster, AppErr
     )?)
 }
 
-/// The embedding of the whole image, from the cache or by reading the pixels and encoding.
+/// The embedding of the whole image, from the cache or by reading the pixels (at most
+/// `input_side` on the longest side) and running `encode`.
 pub fn embedding_for(
     state: &AppState,
-    model: &dyn PromptableModel,
     request: &SegmentRequest,
     sha256: &str,
     raster: &OpenRaster,
-    deadline: &Deadline,
+    input_side: u32,
+    encode: impl FnOnce(&RgbImage, u32, u32) -> Result<Embedding, ModelError>,
 ) -> Result<(Arc<Embedding>, bool), AppError> {
+    let deadline = &request.deadline;
     let key = EmbeddingKey {
         model_version: request.model_version.clone(),
         model_id: request.model_id.clone(),
@@ -103,9 +104,9 @@ pub fn embedding_for(
     let info = raster.info().clone();
     state.embeddings.get_or_compute(&key, || {
         deadline.check()?;
-        let rgb = raster.read_rgb(&request.bands, model.input_side())?;
+        let rgb = raster.read_rgb(&request.bands, input_side)?;
         deadline.check()?;
-        Ok(model.encode(&rgb, info.width, info.height)?)
+        Ok(encode(&rgb, info.width, info.height)?)
     })
 }
 

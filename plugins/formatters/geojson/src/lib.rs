@@ -1,0 +1,1 @@
+//! Formatter plugin: masks as a GeoJSON FeatureCollection of polygons

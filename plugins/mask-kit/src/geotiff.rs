@@ -171,6 +171,24 @@ pub fn write<T: Label>(
     Ok(out)
 }
 
+/// Removes whitespace outside quoted strings and turns `|` (GeoAsciiParams' separator) into a
+/// space, so a pretty-printed WKT fits GDAL's citation buffer.
+pub fn compact_wkt(wkt: &str) -> String {
+    let mut out = String::with_capacity(wkt.len());
+    let mut quoted = false;
+    for c in wkt.chars() {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        if c == '|' {
+            out.push(' ');
+        } else if quoted || !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The georeferencing tags for `georef` (none without a geotransform or CRS).
 fn geo_entries(georef: &Georef) -> Vec<Entry> {
     let mut entries = Vec::new();
@@ -190,32 +208,37 @@ fn geo_entries(georef: &Georef) -> Vec<Entry> {
             entries.push(doubles(34264, &m));
         }
     }
-    let kind = crs_kind(georef);
-    // (key id, tag location, count, value or offset), in key order.
+    // (key id, tag location, count, value or offset); sorted before writing.
     let mut keys: Vec<[u16; 4]> = Vec::new();
     let mut ascii_params = String::new();
-    if let Some(kind) = kind {
-        let model = if kind == CrsKind::Projected { 1 } else { 2 };
-        keys.push([1024, 0, 1, model]);
+    let kind = crs_kind(georef);
+    let epsg = georef.epsg.filter(|&c| (1024..32767).contains(&c));
+    let wkt = georef
+        .crs_wkt
+        .as_deref()
+        .map(compact_wkt)
+        .filter(|w| !w.is_empty());
+    if georef.geotransform.is_some() || kind.is_some() || wkt.is_some() {
+        keys.push([1025, 0, 1, 1]); // GTRasterType = RasterPixelIsArea
     }
-    if georef.geotransform.is_some() || kind.is_some() {
-        keys.push([1025, 0, 1, 1]); // RasterPixelIsArea
-    }
-    if let Some(kind) = kind {
-        let code = match georef.epsg {
-            Some(c) if c <= 32767 => c as u16,
-            _ => 32767,
-        };
-        if code == 32767 {
-            if let Some(wkt) = &georef.crs_wkt {
-                // GeoAsciiParams strings end with '|'; a '|' inside would cut the WKT.
-                let s = format!("ESRI PE String = {}|", wkt.replace('|', " "));
-                keys.push([1026, 34737, s.len() as u16, 0]);
-                ascii_params.push_str(&s);
-            }
+    match (epsg, kind, wkt) {
+        (Some(code), Some(kind), _) => {
+            let (model, key) = match kind {
+                CrsKind::Projected => (1, 3072),
+                CrsKind::Geographic => (2, 2048),
+            };
+            keys.push([1024, 0, 1, model]);
+            keys.push([key, 0, 1, code as u16]);
         }
-        let key = if kind == CrsKind::Projected { 3072 } else { 2048 };
-        keys.push([key, 0, 1, code]);
+        (_, _, Some(wkt)) => {
+            // GDAL reads a user-defined model's CRS from PCSCitationGeoKey when it holds
+            // "ESRI PE String = <wkt>" (any WKT its importFromWkt takes, WKT1 or WKT2).
+            let s = format!("ESRI PE String = {wkt}|");
+            keys.push([1024, 0, 1, 32767]);
+            keys.push([3073, 34737, s.len() as u16, ascii_params.len() as u16]);
+            ascii_params.push_str(&s);
+        }
+        _ => {}
     }
     if !keys.is_empty() {
         keys.sort_by_key(|k| k[0]);
@@ -324,6 +347,7 @@ mod tests {
             .map(|c| u16::from_le_bytes([c[0], c[1]]))
             .collect();
         assert_eq!(back, data);
+        assert_eq!(compact_wkt("A[\"x y\",\n  B[1]]"), "A[\"x y\",B[1]]");
         let keys = tag_bytes(&tif, 34735).unwrap();
         let keys: Vec<u16> = keys
             .chunks(2)

@@ -9,6 +9,7 @@
 //! * [`params`]: typed lookups in the request's string parameters;
 //! * [`rle`]: the mask run-length encoding;
 //! * [`raster`]: painting masks into one label raster;
+//! * [`labels`]: per-label scores and painted extents;
 //! * [`vectorize`]: label raster to polygons with holes (4-connectivity);
 //! * [`transform`]: pixel to map coordinates, CRS names;
 //! * [`geometry`]: ring area, orientation, containment;
@@ -21,6 +22,7 @@ pub mod geometry;
 pub mod geotiff;
 pub mod glue;
 pub mod json;
+pub mod labels;
 pub mod model;
 pub mod params;
 pub mod raster;

@@ -2,7 +2,7 @@
 //! the vectoriser work from). Masks are painted in list order, so a later mask wins where two
 //! overlap; 0 is nodata, and a mask labelled 0 paints nothing.
 
-use crate::model::{BBox, MaskSet};
+use crate::model::{BBox, Mask, MaskSet};
 use crate::rle;
 
 /// An unsigned pixel type a label raster can use.
@@ -69,10 +69,16 @@ pub fn union_bbox(set: &MaskSet) -> BBox {
         .fold(BBox::default(), |acc, m| acc.union(&m.bbox))
 }
 
-/// Paints the masks into a `width * height` row-major buffer of `T`. Fails on a mask that does
-/// not fit the image or whose runs are inconsistent, on a label above `T::MAX`, and when the
-/// buffer cannot be allocated.
+/// Paints the masks' labels into a `width * height` row-major buffer of `T`. Fails on a mask
+/// that does not fit the image or whose runs are inconsistent, on a label above `T::MAX`, and
+/// when the buffer cannot be allocated.
 pub fn paint<T: Label>(set: &MaskSet) -> Result<Vec<T>, String> {
+    paint_map(set, |m| m.label)
+}
+
+/// Like [`paint`], with the value of each mask chosen by `value` instead of its label (a
+/// value of 0 paints nothing).
+pub fn paint_map<T: Label>(set: &MaskSet, value: impl Fn(&Mask) -> u32) -> Result<Vec<T>, String> {
     let w = set.width as usize;
     let n = w
         .checked_mul(set.height as usize)
@@ -87,18 +93,18 @@ pub fn paint<T: Label>(set: &MaskSet) -> Result<Vec<T>, String> {
     out.resize(n, T::default());
     for m in &set.masks {
         rle::validate(m, set.width, set.height)?;
-        if m.label == 0 {
+        let label = value(m);
+        if label == 0 {
             continue;
         }
-        if m.label > T::MAX {
+        if label > T::MAX {
             return Err(format!(
-                "mask {}: label {} does not fit {} bits",
+                "mask {}: label {label} does not fit {} bits",
                 m.id,
-                m.label,
                 T::BITS
             ));
         }
-        let v = T::from_u32(m.label);
+        let v = T::from_u32(label);
         let (bx, by) = (m.bbox.x as usize, m.bbox.y as usize);
         rle::for_each_span(&m.bbox, &m.runs, |row, x0, x1| {
             let base = (by + row as usize) * w + bx;
@@ -123,7 +129,6 @@ pub fn paint_smallest(set: &MaskSet) -> Result<LabelRaster, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Mask;
     use crate::testutil::mask_from_rows;
 
     #[test]

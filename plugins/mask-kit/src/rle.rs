@@ -119,7 +119,11 @@ pub fn from_bitmap(
 ) -> Option<(BBox, Vec<u32>, u64)> {
     let w = width as usize;
     let (mut c0, mut c1, mut r0, mut r1) = (usize::MAX, 0usize, usize::MAX, 0usize);
-    for (r, row) in bitmap.chunks_exact(w.max(1)).take(height as usize).enumerate() {
+    for (r, row) in bitmap
+        .chunks_exact(w.max(1))
+        .take(height as usize)
+        .enumerate()
+    {
         if let Some(first) = row.iter().position(|&b| b != 0) {
             let last = row.iter().rposition(|&b| b != 0).unwrap_or(first);
             c0 = c0.min(first);
@@ -194,10 +198,7 @@ mod tests {
             ..Default::default()
         };
         assert!(validate(&m, 4, 4).unwrap_err().contains("area"));
-        let m = Mask {
-            area: 2,
-            ..m
-        };
+        let m = Mask { area: 2, ..m };
         assert!(validate(&m, 4, 4).is_ok());
         assert!(validate(&m, 2, 4).unwrap_err().contains("outside"));
     }

@@ -110,10 +110,22 @@ pub fn polygonize<T: Label>(data: &[T], stride: usize, window: &BBox) -> Vec<Pix
     let mut by_value: HashMap<u32, Vec<usize>> = HashMap::new();
     let mut pending_holes: Vec<(u32, i64, i64, Vec<Corner>)> = Vec::new();
 
+    let (x0, w) = (window.x as usize, window.width as usize);
     for y in 0..grid.h {
-        for x in 0..grid.w {
-            let v = grid.get(x, y);
-            if v == T::default() || grid.get(x, y - 1) == v || visited.get(x, y) {
+        let at = (window.y as usize + y as usize) * stride + x0;
+        let row = &data[at..at + w];
+        let above = if y > 0 {
+            Some(&data[at - stride..at - stride + w])
+        } else {
+            None
+        };
+        for (xi, &v) in row.iter().enumerate() {
+            // Start a ring at each top side on a boundary that no ring has walked yet.
+            if v == T::default() || above.is_some_and(|a| a[xi] == v) {
+                continue;
+            }
+            let x = xi as i64;
+            if visited.get(x, y) {
                 continue;
             }
             let (ring, pinched) = trace(&grid, &mut visited, x, y, offset);
@@ -493,7 +505,15 @@ mod tests {
         assert_eq!(p[0].value, 9);
         assert_eq!(
             p[0].exterior,
-            vec![(10, 20), (12, 20), (12, 21), (11, 21), (11, 22), (10, 22), (10, 20)]
+            vec![
+                (10, 20),
+                (12, 20),
+                (12, 21),
+                (11, 21),
+                (11, 22),
+                (10, 22),
+                (10, 20)
+            ]
         );
     }
 }

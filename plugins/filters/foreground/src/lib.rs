@@ -36,7 +36,8 @@ impl Filter for Foreground {
 /// covers more than half of it.
 pub fn is_background(m: &Mask, width: u32, height: u32) -> bool {
     let b = &m.bbox;
-    let touches_all = !b.is_empty() && b.x == 0 && b.y == 0 && b.x_end() == width && b.y_end() == height;
+    let touches_all =
+        !b.is_empty() && b.x == 0 && b.y == 0 && b.x_end() == width && b.y_end() == height;
     touches_all && m.area * 2 > u64::from(width) * u64::from(height)
 }
 

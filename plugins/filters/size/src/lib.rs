@@ -19,7 +19,11 @@ impl Filter for Size {
 
     fn apply(req: Request, _host: &dyn Host) -> Result<Vec<Mask>, String> {
         let limit = |key: &str| -> Result<Option<u64>, String> {
-            Ok(req.params.get_i64(key)?.filter(|&v| v > 0).map(|v| v as u64))
+            Ok(req
+                .params
+                .get_i64(key)?
+                .filter(|&v| v > 0)
+                .map(|v| v as u64))
         };
         let (min, max) = (limit("min_size")?, limit("max_size")?);
         Ok(filter_by_size(req.masks.masks, min, max))
@@ -68,7 +72,10 @@ mod tests {
     fn bounds_are_inclusive() {
         assert_eq!(run(&[("min_size", "10")]).unwrap(), vec![2, 3]);
         assert_eq!(run(&[("max_size", "10")]).unwrap(), vec![1, 3]);
-        assert_eq!(run(&[("min_size", "2"), ("max_size", "99")]).unwrap(), vec![3]);
+        assert_eq!(
+            run(&[("min_size", "2"), ("max_size", "99")]).unwrap(),
+            vec![3]
+        );
     }
 
     #[test]
@@ -84,6 +91,8 @@ mod tests {
 
     #[test]
     fn bad_value_names_the_key() {
-        assert!(run(&[("max_size", "big")]).unwrap_err().contains("max_size"));
+        assert!(run(&[("max_size", "big")])
+            .unwrap_err()
+            .contains("max_size"));
     }
 }

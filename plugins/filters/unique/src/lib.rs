@@ -34,7 +34,7 @@ impl Filter for Unique {
 
 /// Sorts largest first and labels `count - index`.
 pub fn label_by_area(mut masks: Vec<Mask>) -> Vec<Mask> {
-    masks.sort_by(|a, b| b.area.cmp(&a.area));
+    masks.sort_by_key(|m| std::cmp::Reverse(m.area));
     let count = masks.len() as u32;
     for (i, m) in masks.iter_mut().enumerate() {
         m.label = count - i as u32;

@@ -168,8 +168,8 @@ mod tests {
 
     #[test]
     fn boxes_in_map_coordinates() {
-        let v: Value = serde_json::from_str(&to_detections(&req(utm(), &[]), &NoHost).unwrap())
-            .unwrap();
+        let v: Value =
+            serde_json::from_str(&to_detections(&req(utm(), &[]), &NoHost).unwrap()).unwrap();
         assert_eq!(v["type"], "FeatureCollection");
         assert_eq!(v["num_detections"], 1);
         assert_eq!(v["crs"], "EPSG:32618");
@@ -215,7 +215,10 @@ mod tests {
         let v: Value = serde_json::from_str(&to_detections(&r, &Halve).unwrap()).unwrap();
         assert_eq!(v["crs"], "EPSG:4326");
         assert!(ring(&v["features"][0]).contains(&(250005.0, 1999990.0)));
-        assert!(to_detections(&req(Georef::default(), &[("output_crs", "EPSG:4326")]), &Halve)
-            .is_err());
+        assert!(to_detections(
+            &req(Georef::default(), &[("output_crs", "EPSG:4326")]),
+            &Halve
+        )
+        .is_err());
     }
 }

@@ -44,6 +44,9 @@ pub fn label_by_area(mut masks: Vec<Mask>) -> Vec<Mask> {
 
 /// The union of all masks as one mask labelled 255 (none when there are no set pixels).
 pub fn merge(masks: &[Mask], width: u32, height: u32) -> Result<Vec<Mask>, String> {
+    for m in masks {
+        mask_kit::rle::validate_pixels(m, width, height)?;
+    }
     let win = masks
         .iter()
         .fold(BBox::default(), |acc, m| acc.union(&m.bbox));
@@ -53,7 +56,6 @@ pub fn merge(masks: &[Mask], width: u32, height: u32) -> Result<Vec<Mask>, Strin
     let w = win.width as usize;
     let mut bits = vec![0u8; win.pixels() as usize];
     for m in masks {
-        mask_kit::rle::validate(m, width, height)?;
         let (ox, oy) = ((m.bbox.x - win.x) as usize, (m.bbox.y - win.y) as usize);
         for_each_span(&m.bbox, &m.runs, |row, x0, x1| {
             let base = (oy + row as usize) * w + ox;

@@ -375,6 +375,34 @@ mod tests {
     }
 
     #[test]
+    fn corrupt_masks_are_errors_not_panics() {
+        let bb = |x, y, width, height| mask_kit::BBox {
+            x,
+            y,
+            width,
+            height,
+        };
+        let bad = [
+            (bb(8, 8, 10, 10), vec![3, 1000, 7]),
+            (bb(0, 0, u32::MAX, u32::MAX), vec![0, u32::MAX]),
+            (bb(0, 0, 2, 2), vec![0, 5]),
+            (bb(u32::MAX, 0, 2, 1), vec![0, 2]),
+        ];
+        for (bbox, runs) in bad {
+            let m = mask_kit::Mask {
+                id: 1,
+                label: 1,
+                area: 1,
+                bbox,
+                runs,
+                ..Default::default()
+            };
+            let req = request(vec![m], 8, 8, utm(), &[]);
+            assert!(to_geojson(&req, &NoHost).is_err());
+        }
+    }
+
+    #[test]
     fn info_and_output() {
         assert_eq!(GeoJson::info().name, "geojson");
         let out = GeoJson::format(request(vec![], 1, 1, Georef::default(), &[]), &NoHost).unwrap();

@@ -39,3 +39,22 @@ fn perf_phases() {
         p.len()
     );
 }
+
+#[test]
+#[ignore]
+fn perf_4096_500_one_label() {
+    // Every mask labelled 255 (what unique=false leads to): many regions of one value.
+    let mut set = synthetic_scene(4096, 4096, 500, 42);
+    set.masks.remove(0); // drop the background so regions stay separate
+    for m in &mut set.masks {
+        m.label = 255;
+    }
+    let req = Request {
+        masks: set,
+        params: Params::default(),
+        ..Default::default()
+    };
+    let t = std::time::Instant::now();
+    let out = samgeo_geojson::GeoJson::format(req, &NoHost).unwrap();
+    eprintln!("geojson one label: {:?}, {} bytes", t.elapsed(), out.bytes.len());
+}

@@ -54,7 +54,11 @@ fn ogr_sql(path: &std::path::Path, sql: &str) -> String {
         .arg(path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -107,8 +111,15 @@ fn gdal_finds_every_polygon_valid() {
                 ),
             );
             // 2 m pixels: 4 m² each.
-            assert!(sums.contains(&format!("a (Real) = {}", count * 4)), "{sums}");
-            assert!(sums.contains(&format!("px (Integer) = {count}")) || sums.contains(&format!("px (Integer64) = {count}")), "{sums}");
+            assert!(
+                sums.contains(&format!("a (Real) = {}", count * 4)),
+                "{sums}"
+            );
+            assert!(
+                sums.contains(&format!("px (Integer) = {count}"))
+                    || sums.contains(&format!("px (Integer64) = {count}")),
+                "{sums}"
+            );
         }
     }
 }

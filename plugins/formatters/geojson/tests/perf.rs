@@ -56,5 +56,9 @@ fn perf_4096_500_one_label() {
     };
     let t = std::time::Instant::now();
     let out = samgeo_geojson::GeoJson::format(req, &NoHost).unwrap();
-    eprintln!("geojson one label: {:?}, {} bytes", t.elapsed(), out.bytes.len());
+    eprintln!(
+        "geojson one label: {:?}, {} bytes",
+        t.elapsed(),
+        out.bytes.len()
+    );
 }

@@ -50,12 +50,7 @@ pub fn centroid(bbox: [u32; 4], runs: &[u32]) -> Option<(f64, f64)> {
         }
         pos = end;
     }
-    (n > 0.0).then(|| {
-        (
-            f64::from(bbox[0]) + sx / n,
-            f64::from(bbox[1]) + sy / n,
-        )
-    })
+    (n > 0.0).then(|| (f64::from(bbox[0]) + sx / n, f64::from(bbox[1]) + sy / n))
 }
 
 /// One CSV row; `to_map` maps pixel coordinates to map coordinates.
@@ -69,7 +64,17 @@ pub fn row(m: &MaskRow, to_map: impl Fn(f64, f64) -> (f64, f64)) -> String {
     };
     format!(
         "{},{},{},{},{},{},{},{},{},{},{}\n",
-        m.id, m.label, m.score, m.stability, m.area, m.bbox[0], m.bbox[1], m.bbox[2], m.bbox[3], cx, cy
+        m.id,
+        m.label,
+        m.score,
+        m.stability,
+        m.area,
+        m.bbox[0],
+        m.bbox[1],
+        m.bbox[2],
+        m.bbox[3],
+        cx,
+        cy
     )
 }
 

@@ -111,8 +111,24 @@ impl OpenRaster {
     /// per-band 2–98 percentile stretch. Pixels that are nodata, NaN, masked or transparent
     /// become black.
     pub fn read_rgb(&self, bands: &BandSelection, max_side: u32) -> Result<RgbImage, RasterError> {
+        self.read_rgb_window(bands, (0, 0, self.info.width, self.info.height), max_side)
+    }
+
+    /// As [`read_rgb`](Self::read_rgb), for the pixel window columns x0..x1, rows y0..y1.
+    pub fn read_rgb_window(
+        &self,
+        bands: &BandSelection,
+        (x0, y0, x1, y1): (u32, u32, u32, u32),
+        max_side: u32,
+    ) -> Result<RgbImage, RasterError> {
         let chosen = bands.resolve_with(self.info.band_count, self.rgb_bands())?;
-        let (w, h) = (self.info.width, self.info.height);
+        if x1 > self.info.width || y1 > self.info.height || x0 >= x1 || y0 >= y1 {
+            return Err(RasterError::Invalid(format!(
+                "window {x0},{y0}..{x1},{y1} is outside the {}×{} image",
+                self.info.width, self.info.height
+            )));
+        }
+        let (w, h) = (x1 - x0, y1 - y0);
         let scale = (max_side as f64 / w.max(h) as f64).min(1.0);
         let ow = ((w as f64 * scale).round() as u32).max(1);
         let oh = ((h as f64 * scale).round() as u32).max(1);
@@ -140,25 +156,26 @@ impl OpenRaster {
             } else {
                 ResampleAlg::Average
             };
+            let origin = (x0 as isize, y0 as isize);
             let window = (w as usize, h as usize);
             let size = (ow as usize, oh as usize);
             if has_invalid {
                 let mask = band.open_mask_band().map_err(read_err)?;
                 let m = mask
-                    .read_as::<u8>((0, 0), window, size, Some(ResampleAlg::NearestNeighbour))
+                    .read_as::<u8>(origin, window, size, Some(ResampleAlg::NearestNeighbour))
                     .map_err(read_err)?;
                 for (v, &mv) in valid.iter_mut().zip(m.data()) {
                     *v &= mv != 0;
                 }
             }
             let plane = if band.band_type() == GdalDataType::UInt8 {
-                band.read_as::<u8>((0, 0), window, size, Some(resample))
+                band.read_as::<u8>(origin, window, size, Some(resample))
                     .map_err(read_err)?
                     .into_shape_and_vec()
                     .1
             } else {
                 let values = band
-                    .read_as::<f32>((0, 0), window, size, Some(resample))
+                    .read_as::<f32>(origin, window, size, Some(resample))
                     .map_err(read_err)?
                     .into_shape_and_vec()
                     .1;

@@ -92,17 +92,25 @@ const SAM3_EXEMPLAR_PROMPT: &str = "visual";
 /// SAM3's default detection threshold.
 const SAM3_CONFIDENCE: f32 = 0.5;
 
-/// Thresholds every candidate of every row into a mask (ids in order, empty ones skipped).
+/// Thresholds every candidate of every row into a mask (empty ones skipped). A row's
+/// candidates go largest first, so that in a label raster the smaller ones stay visible on top;
+/// ids follow that order.
 fn masks_from_decoded(decoded: &[crate::models::DecodedMasks]) -> Vec<crate::masks::Mask> {
     let mut masks = Vec::new();
     for row in decoded {
-        for (logits, &score) in row.logits.iter().zip(&row.scores) {
-            let id = masks.len() as u32 + 1;
-            if let Some(mask) =
-                mask_from_logits(logits, &row.frame, id, score, MASK_THRESHOLD, STABILITY_OFFSET)
-            {
-                masks.push(mask);
-            }
+        let mut candidates: Vec<crate::masks::Mask> = row
+            .logits
+            .iter()
+            .zip(&row.scores)
+            .filter_map(|(logits, &score)| {
+                mask_from_logits(logits, &row.frame, 0, score, MASK_THRESHOLD, STABILITY_OFFSET)
+            })
+            .collect();
+        candidates.sort_by(|a, b| b.area.cmp(&a.area));
+        for mut mask in candidates {
+            mask.id = masks.len() as u32 + 1;
+            mask.label = mask.id;
+            masks.push(mask);
         }
     }
     masks

@@ -153,7 +153,11 @@ impl Default for PluginsConfig {
         PluginsConfig {
             directory: PathBuf::from("target/plugins/dist"),
             formats,
-            filters: vec!["size.wasm".into(), "foreground.wasm".into(), "unique.wasm".into()],
+            filters: vec![
+                "size.wasm".into(),
+                "foreground.wasm".into(),
+                "unique.wasm".into(),
+            ],
             options: BTreeMap::new(),
             memory_limit_bytes: 512 * 1024 * 1024,
             call_timeout_ms: 30_000,
@@ -399,7 +403,12 @@ mod tests {
             &[],
         )
         .unwrap();
-        let enc = c.model_files("sam", "vit_b").unwrap().encoder.clone().unwrap();
+        let enc = c
+            .model_files("sam", "vit_b")
+            .unwrap()
+            .encoder
+            .clone()
+            .unwrap();
         assert!(enc.is_absolute() && enc.ends_with("m/e.onnx"), "{enc:?}");
     }
 }

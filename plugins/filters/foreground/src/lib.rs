@@ -1,0 +1,1 @@
+//! Filter plugin: drops background masks

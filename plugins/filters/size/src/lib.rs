@@ -1,0 +1,1 @@
+//! Filter plugin: drops masks outside [min_size, max_size] pixels

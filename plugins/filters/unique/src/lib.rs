@@ -1,0 +1,1 @@
+//! Filter plugin: unique labels by area (the seed's save_masks) or one merged foreground mask

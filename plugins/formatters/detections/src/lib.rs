@@ -1,0 +1,1 @@
+//! Formatter plugin: per-label bounding boxes as a GeoJSON FeatureCollection in map coordinates

@@ -1,0 +1,352 @@
+//! Formatter plugin `geojson`: the masks as a GeoJSON FeatureCollection of polygons.
+//!
+//! Like the seed (which vectorises its label raster with `rasterio.features.shapes`), the masks
+//! are painted into one label raster (later masks win where they overlap) and every 4-connected
+//! region of one label becomes one Feature with a `Polygon` geometry (holes included). Several
+//! masks sharing a label (as after the `unique=false` filter) therefore merge.
+//!
+//! Feature properties: `value` (the label), `score` and `stability` (the highest among the
+//! masks carrying that label), `area` (pixels in this region, after overlaps are resolved).
+//!
+//! Parameters: `output_crs` (e.g. `EPSG:4326`: every vertex is reprojected through the host's
+//! `transform-points`, in one batched call), `simplify` (Douglas–Peucker tolerance in output
+//! units, applied after reprojection; 0 or absent: exact pixel edges).
+//!
+//! Coordinates are in the raster's CRS (pixel corners when the image has no geotransform).
+//! The top-level `crs` member is written the way GDAL's GeoJSON driver writes it for an EPSG
+//! CRS: `{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::<code>"}}`, omitted for
+//! EPSG:4326 (GeoJSON's default) and for CRSs without an EPSG code.
+
+use mask_kit::geometry::orient;
+use mask_kit::json::{push_f32, push_int, push_key, push_point, push_str};
+use mask_kit::labels::label_scores;
+use mask_kit::raster::{paint_smallest, union_bbox, LabelRaster};
+use mask_kit::simplify::simplify_ring;
+use mask_kit::transform::{epsg_of, geojson_crs_name};
+use mask_kit::vectorize::{polygonize, PixelPolygon};
+use mask_kit::{Formatter, Host, Output, PluginInfo, Request};
+
+/// The plugin.
+pub struct GeoJson;
+
+impl Formatter for GeoJson {
+    fn info() -> PluginInfo {
+        PluginInfo::new(
+            "geojson",
+            "GeoJSON FeatureCollection: one Polygon per connected region of each label",
+        )
+    }
+
+    fn format(req: Request, host: &dyn Host) -> Result<Output, String> {
+        Ok(Output {
+            content_type: "application/json".into(),
+            file_name: "mask.geojson".into(),
+            bytes: to_geojson(&req, host)?.into_bytes(),
+        })
+    }
+}
+
+/// The regions of the painted label raster, in scan order.
+pub fn regions(req: &Request) -> Result<Vec<PixelPolygon>, String> {
+    let set = &req.masks;
+    let window = union_bbox(set);
+    let w = set.width as usize;
+    Ok(match paint_smallest(set)? {
+        LabelRaster::U8(d) => polygonize(&d, w, &window),
+        LabelRaster::U16(d) => polygonize(&d, w, &window),
+        LabelRaster::U32(d) => polygonize(&d, w, &window),
+    })
+}
+
+/// The FeatureCollection text.
+pub fn to_geojson(req: &Request, host: &dyn Host) -> Result<String, String> {
+    let output_crs = req.params.get("output_crs").map(str::to_owned);
+    let tolerance = req.params.get_f64("simplify")?.unwrap_or(0.0);
+    if tolerance < 0.0 {
+        return Err("parameter `simplify`: must not be negative".into());
+    }
+
+    let polys = regions(req)?;
+    let scores = label_scores(&req.masks);
+
+    // All vertices in map coordinates, ring after ring; `ring_ends` marks where each ends.
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    let mut ring_ends: Vec<usize> = Vec::new();
+    for p in &polys {
+        for ring in std::iter::once(&p.exterior).chain(&p.holes) {
+            points.extend(
+                ring.iter()
+                    .map(|&(c, r)| req.georef.to_map(f64::from(c), f64::from(r))),
+            );
+            ring_ends.push(points.len());
+        }
+    }
+
+    let mut out_epsg = req.georef.epsg;
+    if let Some(target) = &output_crs {
+        let source = match (&req.georef.geotransform, req.georef.crs_string()) {
+            (Some(_), Some(s)) => s,
+            _ => {
+                return Err(format!(
+                    "output_crs {target:?} needs a georeferenced image (a geotransform and a CRS)"
+                ))
+            }
+        };
+        out_epsg = epsg_of(target);
+        let same = out_epsg.is_some() && out_epsg == req.georef.epsg;
+        if !same && !points.is_empty() {
+            let moved = host.transform_points(&source, target, &points)?;
+            if moved.len() != points.len() {
+                return Err(format!(
+                    "transform-points returned {} points for {}",
+                    moved.len(),
+                    points.len()
+                ));
+            }
+            points = moved;
+        }
+    }
+
+    let mut s = String::with_capacity(64 + points.len() * 24);
+    s.push_str("{\"type\":\"FeatureCollection\",");
+    if let Some(name) = geojson_crs_name(out_epsg) {
+        s.push_str("\"crs\":{\"type\":\"name\",\"properties\":{\"name\":");
+        push_str(&mut s, &name);
+        s.push_str("}},");
+    }
+    s.push_str("\"features\":[");
+    let mut ring_idx = 0;
+    let mut start = 0;
+    for (i, p) in polys.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str("{\"type\":\"Feature\",\"properties\":{");
+        push_key(&mut s, "value");
+        push_int(&mut s, p.value);
+        if let Some(sc) = scores.get(&p.value) {
+            s.push(',');
+            push_key(&mut s, "score");
+            push_f32(&mut s, sc.score);
+            s.push(',');
+            push_key(&mut s, "stability");
+            push_f32(&mut s, sc.stability);
+        }
+        s.push(',');
+        push_key(&mut s, "area");
+        push_int(&mut s, p.area);
+        s.push_str("},\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[");
+        for k in 0..=p.holes.len() {
+            let end = ring_ends[ring_idx];
+            ring_idx += 1;
+            let mut ring = simplify_ring(&points[start..end], tolerance);
+            start = end;
+            orient(&mut ring, k == 0);
+            if k > 0 {
+                s.push(',');
+            }
+            s.push('[');
+            for (j, &pt) in ring.iter().enumerate() {
+                if j > 0 {
+                    s.push(',');
+                }
+                push_point(&mut s, pt);
+            }
+            s.push(']');
+        }
+        s.push_str("]}}");
+    }
+    s.push_str("]}");
+    Ok(s)
+}
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    wit_bindgen::generate!({ world: "formatter-plugin", path: "../../../wit" });
+    mask_kit::export_formatter!(super::GeoJson);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mask_kit::geometry::signed_area2;
+    use mask_kit::testutil::{mask_from_rows, rect_mask};
+    use mask_kit::{Georef, Geotransform, LogLevel, MaskSet, NoHost, Params};
+    use serde_json::Value;
+    use std::cell::Cell;
+
+    fn request(masks: Vec<mask_kit::Mask>, w: u32, h: u32, georef: Georef, p: &[(&str, &str)]) -> Request {
+        Request {
+            masks: MaskSet {
+                width: w,
+                height: h,
+                masks,
+            },
+            georef,
+            params: Params::from_pairs(p),
+        }
+    }
+
+    fn utm() -> Georef {
+        Georef {
+            geotransform: Some(Geotransform([500000.0, 10.0, 0.0, 4000000.0, 0.0, -10.0])),
+            crs_wkt: None,
+            epsg: Some(32618),
+        }
+    }
+
+    fn run(req: &Request, host: &dyn Host) -> Value {
+        serde_json::from_str(&to_geojson(req, host).unwrap()).unwrap()
+    }
+
+    fn ring(v: &Value) -> Vec<(f64, f64)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn square_in_utm() {
+        let req = request(vec![rect_mask(1, 1, 2, 3, 4, 5)], 10, 10, utm(), &[]);
+        let v = run(&req, &NoHost);
+        assert_eq!(v["type"], "FeatureCollection");
+        assert_eq!(v["crs"]["properties"]["name"], "urn:ogc:def:crs:EPSG::32618");
+        let f = &v["features"].as_array().unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0]["properties"]["value"], 1);
+        assert_eq!(f[0]["properties"]["area"], 20);
+        assert_eq!(f[0]["properties"]["score"].as_f64().unwrap(), 0.9);
+        assert_eq!(f[0]["geometry"]["type"], "Polygon");
+        let ext = ring(&f[0]["geometry"]["coordinates"][0]);
+        assert_eq!(ext.len(), 5);
+        assert_eq!(ext[0], ext[4]);
+        assert!(signed_area2(&ext) > 0.0, "exterior must be counter-clockwise");
+        assert_eq!(signed_area2(&ext) / 2.0, 20.0 * 100.0);
+        let xs: Vec<f64> = ext.iter().map(|p| p.0).collect();
+        let ys: Vec<f64> = ext.iter().map(|p| p.1).collect();
+        assert_eq!(xs.iter().cloned().fold(f64::MAX, f64::min), 500020.0);
+        assert_eq!(xs.iter().cloned().fold(f64::MIN, f64::max), 500060.0);
+        assert_eq!(ys.iter().cloned().fold(f64::MIN, f64::max), 3999970.0);
+        assert_eq!(ys.iter().cloned().fold(f64::MAX, f64::min), 3999920.0);
+    }
+
+    #[test]
+    fn holes_are_clockwise_and_labels_group() {
+        let ring_mask = mask_from_rows(1, 4, 0, 0, &["111", "1.1", "111"]);
+        let other = rect_mask(2, 4, 5, 0, 1, 1);
+        let req = request(vec![ring_mask, other], 8, 4, utm(), &[]);
+        let v = run(&req, &NoHost);
+        let f = v["features"].as_array().unwrap();
+        assert_eq!(f.len(), 2, "same label, two regions");
+        let coords = f[0]["geometry"]["coordinates"].as_array().unwrap();
+        assert_eq!(coords.len(), 2);
+        assert!(signed_area2(&ring(&coords[0])) > 0.0);
+        assert!(signed_area2(&ring(&coords[1])) < 0.0);
+        assert_eq!(f[0]["properties"]["area"], 8);
+    }
+
+    #[test]
+    fn no_georef_gives_pixel_coordinates_and_no_crs() {
+        let req = request(vec![rect_mask(1, 1, 1, 1, 1, 1)], 3, 3, Georef::default(), &[]);
+        let v = run(&req, &NoHost);
+        assert!(v.get("crs").is_none());
+        let ext = ring(&v["features"][0]["geometry"]["coordinates"][0]);
+        // y grows downwards in pixel space, so "counter-clockwise" is judged in that frame.
+        assert!(ext.contains(&(1.0, 1.0)) && ext.contains(&(2.0, 2.0)));
+        assert!(signed_area2(&ext) > 0.0);
+    }
+
+    #[test]
+    fn empty_set_is_an_empty_collection() {
+        let req = request(vec![], 3, 3, utm(), &[]);
+        let v = run(&req, &NoHost);
+        assert_eq!(v["features"].as_array().unwrap().len(), 0);
+    }
+
+    struct Shift {
+        calls: Cell<usize>,
+    }
+
+    impl Host for Shift {
+        fn log(&self, _: LogLevel, _: &str) {}
+        fn transform_points(
+            &self,
+            src: &str,
+            dst: &str,
+            pts: &[(f64, f64)],
+        ) -> Result<Vec<(f64, f64)>, String> {
+            assert_eq!((src, dst), ("EPSG:32618", "EPSG:4326"));
+            self.calls.set(self.calls.get() + 1);
+            Ok(pts.iter().map(|&(x, y)| (x / 1e5, y / 1e5)).collect())
+        }
+    }
+
+    #[test]
+    fn output_crs_reprojects_in_one_batch() {
+        let masks = vec![rect_mask(1, 1, 0, 0, 2, 2), rect_mask(2, 2, 5, 5, 2, 2)];
+        let req = request(masks, 10, 10, utm(), &[("output_crs", "EPSG:4326")]);
+        let host = Shift {
+            calls: Cell::new(0),
+        };
+        let v = run(&req, &host);
+        assert_eq!(host.calls.get(), 1);
+        assert!(v.get("crs").is_none(), "EPSG:4326 is GeoJSON's default");
+        let ext = ring(&v["features"][0]["geometry"]["coordinates"][0]);
+        assert!(ext.iter().all(|p| p.0 < 6.0 && p.1 < 41.0));
+        assert!(signed_area2(&ext) > 0.0);
+        // Without georeferencing the request fails with a clear message.
+        let req = request(vec![], 3, 3, Georef::default(), &[("output_crs", "EPSG:4326")]);
+        assert!(to_geojson(&req, &NoHost).unwrap_err().contains("georeferenced"));
+    }
+
+    #[test]
+    fn simplify_reduces_vertices() {
+        let stairs = mask_from_rows(
+            1,
+            1,
+            0,
+            0,
+            &["1.....", "11....", "111...", "1111..", "11111.", "111111"],
+        );
+        let req = request(vec![stairs.clone()], 6, 6, Georef::default(), &[]);
+        let n0 = run(&req, &NoHost)["features"][0]["geometry"]["coordinates"][0]
+            .as_array()
+            .unwrap()
+            .len();
+        let req = request(vec![stairs], 6, 6, Georef::default(), &[("simplify", "1.0")]);
+        let n1 = run(&req, &NoHost)["features"][0]["geometry"]["coordinates"][0]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(n0, 15);
+        assert!(n1 < n0 && n1 >= 4, "{n1}");
+        let req = request(vec![], 6, 6, Georef::default(), &[("simplify", "x")]);
+        assert!(to_geojson(&req, &NoHost).unwrap_err().contains("simplify"));
+    }
+
+    #[test]
+    fn rotated_raster_keeps_orientation() {
+        let (s, c) = (0.5f64, 0.75f64.sqrt());
+        let georef = Georef {
+            geotransform: Some(Geotransform([100.0, c, s, 200.0, s, -c])),
+            crs_wkt: None,
+            epsg: Some(3857),
+        };
+        let req = request(vec![rect_mask(1, 1, 0, 0, 2, 1)], 4, 4, georef, &[]);
+        let v = run(&req, &NoHost);
+        let ext = ring(&v["features"][0]["geometry"]["coordinates"][0]);
+        assert!(signed_area2(&ext) > 0.0);
+        assert!((signed_area2(&ext) / 2.0 - 2.0).abs() < 1e-9);
+        assert!(ext.contains(&(100.0, 200.0)));
+    }
+
+    #[test]
+    fn info_and_output() {
+        assert_eq!(GeoJson::info().name, "geojson");
+        let out = GeoJson::format(request(vec![], 1, 1, Georef::default(), &[]), &NoHost).unwrap();
+        assert_eq!(out.content_type, "application/json");
+        assert_eq!(out.file_name, "mask.geojson");
+    }
+}

@@ -1,0 +1,1 @@
+//! Formatter plugin: per-label bounding boxes in pixel coordinates as JSON

@@ -1,0 +1,1 @@
+//! Formatter plugin: the label raster as a greyscale PNG

@@ -1,0 +1,386 @@
+//! A minimal GeoTIFF writer for single-band unsigned label rasters: classic little-endian
+//! TIFF, Deflate-compressed strips, GDAL_NODATA, and GeoTIFF georeferencing.
+//!
+//! Georeferencing written:
+//! * north-up rasters: ModelPixelScale + ModelTiepoint; any other geotransform (rotated,
+//!   sheared, south-up): ModelTransformation;
+//! * GeoKeyDirectory with GTModelType, GTRasterType = PixelIsArea and ProjectedCSType or
+//!   GeographicType = the EPSG code;
+//! * a CRS known only as WKT: the type key is 32767 (user-defined) and GTCitation holds
+//!   `ESRI PE String = <wkt>`, which GDAL parses back into the CRS.
+
+use miniz_oxide::deflate::compress_to_vec_zlib;
+
+use crate::model::Georef;
+use crate::raster::Label;
+
+const SHORT: u16 = 3;
+const LONG: u16 = 4;
+const ASCII: u16 = 2;
+const DOUBLE: u16 = 12;
+
+/// Deflate level: 1 is fast and still small for label rasters, which are mostly long runs.
+const LEVEL: u8 = 1;
+/// Uncompressed bytes per strip (about).
+const STRIP_BYTES: usize = 256 * 1024;
+
+/// Whether a CRS is projected or geographic, as GeoTIFF's GTModelTypeGeoKey needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrsKind {
+    /// A projected CRS (ProjectedCSTypeGeoKey).
+    Projected,
+    /// A geographic CRS (GeographicTypeGeoKey).
+    Geographic,
+}
+
+/// Decides the CRS kind from the WKT when there is one (any PROJCS/PROJCRS inside means
+/// projected), else from the EPSG code (4000–4999 are geographic, the rest projected).
+pub fn crs_kind(georef: &Georef) -> Option<CrsKind> {
+    if let Some(wkt) = georef.crs_wkt.as_deref().filter(|w| !w.trim().is_empty()) {
+        let up = wkt.to_ascii_uppercase();
+        if ["PROJCS[", "PROJCRS[", "PROJECTEDCRS["]
+            .iter()
+            .any(|k| up.contains(k))
+        {
+            return Some(CrsKind::Projected);
+        }
+        if ["GEOGCS[", "GEOGCRS[", "GEODCRS[", "GEOGRAPHICCRS[", "GEODETICCRS["]
+            .iter()
+            .any(|k| up.contains(k))
+        {
+            return Some(CrsKind::Geographic);
+        }
+    }
+    georef.epsg.map(|c| {
+        if (4000..5000).contains(&c) {
+            CrsKind::Geographic
+        } else {
+            CrsKind::Projected
+        }
+    })
+}
+
+/// One IFD entry before layout: tag, field type, count, value bytes (little-endian).
+struct Entry {
+    tag: u16,
+    typ: u16,
+    count: u32,
+    bytes: Vec<u8>,
+}
+
+fn shorts(tag: u16, v: &[u16]) -> Entry {
+    Entry {
+        tag,
+        typ: SHORT,
+        count: v.len() as u32,
+        bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    }
+}
+
+fn longs(tag: u16, v: &[u32]) -> Entry {
+    Entry {
+        tag,
+        typ: LONG,
+        count: v.len() as u32,
+        bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    }
+}
+
+fn doubles(tag: u16, v: &[f64]) -> Entry {
+    Entry {
+        tag,
+        typ: DOUBLE,
+        count: v.len() as u32,
+        bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    }
+}
+
+fn ascii(tag: u16, s: &str) -> Entry {
+    let mut bytes = s.as_bytes().to_vec();
+    bytes.push(0);
+    Entry {
+        tag,
+        typ: ASCII,
+        count: bytes.len() as u32,
+        bytes,
+    }
+}
+
+/// Encodes `data` (`width * height` samples, row-major) as a GeoTIFF. `nodata` is written as
+/// the GDAL_NODATA tag when given.
+pub fn write<T: Label>(
+    width: u32,
+    height: u32,
+    data: &[T],
+    georef: &Georef,
+    nodata: Option<u32>,
+) -> Result<Vec<u8>, String> {
+    let n = width as usize * height as usize;
+    if data.len() != n {
+        return Err(format!(
+            "raster has {} samples, {width}x{height} needs {n}",
+            data.len()
+        ));
+    }
+    if width == 0 || height == 0 {
+        return Err("cannot write an empty raster".into());
+    }
+    let sample_bytes = usize::from(T::BITS / 8);
+    let row_bytes = width as usize * sample_bytes;
+    let rows_per_strip = (STRIP_BYTES / row_bytes).clamp(1, height as usize);
+
+    // Header, then the strips, then the IFD and its out-of-line values.
+    let mut out: Vec<u8> = vec![b'I', b'I', 42, 0, 0, 0, 0, 0];
+    let mut offsets = Vec::new();
+    let mut counts = Vec::new();
+    let mut raw: Vec<u8> = Vec::with_capacity(rows_per_strip * row_bytes);
+    for rows in data.chunks(rows_per_strip * width as usize) {
+        raw.clear();
+        if sample_bytes == 1 {
+            raw.extend(rows.iter().map(|v| v.to_u32() as u8));
+        } else {
+            for &v in rows {
+                v.push_le(&mut raw);
+            }
+        }
+        let z = compress_to_vec_zlib(&raw, LEVEL);
+        offsets.push(u32::try_from(out.len()).map_err(|_| "GeoTIFF over 4 GiB")?);
+        counts.push(z.len() as u32);
+        out.extend_from_slice(&z);
+    }
+
+    let mut entries = vec![
+        longs(256, &[width]),
+        longs(257, &[height]),
+        shorts(258, &[T::BITS]),
+        shorts(259, &[8]), // Adobe Deflate
+        shorts(262, &[1]), // BlackIsZero
+        longs(273, &offsets),
+        shorts(277, &[1]),
+        longs(278, &[rows_per_strip as u32]),
+        longs(279, &counts),
+        shorts(284, &[1]), // chunky
+        shorts(339, &[1]), // unsigned integer
+    ];
+    entries.extend(geo_entries(georef));
+    if let Some(nd) = nodata {
+        entries.push(ascii(42113, &nd.to_string()));
+    }
+    entries.sort_by_key(|e| e.tag);
+    layout_ifd(&mut out, &entries)?;
+    Ok(out)
+}
+
+/// Removes whitespace outside quoted strings and turns `|` (GeoAsciiParams' separator) into a
+/// space, so a pretty-printed WKT fits GDAL's citation buffer.
+pub fn compact_wkt(wkt: &str) -> String {
+    let mut out = String::with_capacity(wkt.len());
+    let mut quoted = false;
+    for c in wkt.chars() {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        if c == '|' {
+            out.push(' ');
+        } else if quoted || !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The georeferencing tags for `georef` (none without a geotransform or CRS).
+fn geo_entries(georef: &Georef) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    if let Some(gt) = &georef.geotransform {
+        let c = gt.0;
+        if gt.is_north_up() {
+            entries.push(doubles(33550, &[c[1], -c[5], 0.0]));
+            entries.push(doubles(33922, &[0.0, 0.0, 0.0, c[0], c[3], 0.0]));
+        } else {
+            #[rustfmt::skip]
+            let m = [
+                c[1], c[2], 0.0, c[0],
+                c[4], c[5], 0.0, c[3],
+                0.0, 0.0, 0.0, 0.0,
+                0.0, 0.0, 0.0, 1.0,
+            ];
+            entries.push(doubles(34264, &m));
+        }
+    }
+    // (key id, tag location, count, value or offset); sorted before writing.
+    let mut keys: Vec<[u16; 4]> = Vec::new();
+    let mut ascii_params = String::new();
+    let kind = crs_kind(georef);
+    let epsg = georef.epsg.filter(|&c| (1024..32767).contains(&c));
+    let wkt = georef
+        .crs_wkt
+        .as_deref()
+        .map(compact_wkt)
+        .filter(|w| !w.is_empty());
+    if georef.geotransform.is_some() || kind.is_some() || wkt.is_some() {
+        keys.push([1025, 0, 1, 1]); // GTRasterType = RasterPixelIsArea
+    }
+    match (epsg, kind, wkt) {
+        (Some(code), Some(kind), _) => {
+            let (model, key) = match kind {
+                CrsKind::Projected => (1, 3072),
+                CrsKind::Geographic => (2, 2048),
+            };
+            keys.push([1024, 0, 1, model]);
+            keys.push([key, 0, 1, code as u16]);
+        }
+        (_, _, Some(wkt)) => {
+            // GDAL reads a user-defined model's CRS from PCSCitationGeoKey when it holds
+            // "ESRI PE String = <wkt>" (any WKT its importFromWkt takes, WKT1 or WKT2).
+            let s = format!("ESRI PE String = {wkt}|");
+            keys.push([1024, 0, 1, 32767]);
+            keys.push([3073, 34737, s.len() as u16, ascii_params.len() as u16]);
+            ascii_params.push_str(&s);
+        }
+        _ => {}
+    }
+    if !keys.is_empty() {
+        keys.sort_by_key(|k| k[0]);
+        let mut dir = vec![1u16, 1, 0, keys.len() as u16];
+        dir.extend(keys.iter().flatten());
+        entries.push(shorts(34735, &dir));
+    }
+    if !ascii_params.is_empty() {
+        entries.push(ascii(34737, &ascii_params));
+    }
+    entries
+}
+
+/// Appends the IFD for `entries` (sorted by tag) and its out-of-line values to `out`, and
+/// points the header at it.
+fn layout_ifd(out: &mut Vec<u8>, entries: &[Entry]) -> Result<(), String> {
+    if out.len() % 2 == 1 {
+        out.push(0);
+    }
+    let ifd_at = out.len();
+    let mut extra_at = ifd_at + 2 + 12 * entries.len() + 4;
+    let mut ifd = Vec::with_capacity(extra_at - ifd_at);
+    let mut extra = Vec::new();
+    ifd.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for e in entries {
+        ifd.extend_from_slice(&e.tag.to_le_bytes());
+        ifd.extend_from_slice(&e.typ.to_le_bytes());
+        ifd.extend_from_slice(&e.count.to_le_bytes());
+        if e.bytes.len() <= 4 {
+            let mut v = [0u8; 4];
+            v[..e.bytes.len()].copy_from_slice(&e.bytes);
+            ifd.extend_from_slice(&v);
+        } else {
+            let at = u32::try_from(extra_at).map_err(|_| "GeoTIFF over 4 GiB")?;
+            ifd.extend_from_slice(&at.to_le_bytes());
+            extra.extend_from_slice(&e.bytes);
+            extra_at += e.bytes.len();
+            if extra.len() % 2 == 1 {
+                extra.push(0);
+                extra_at += 1;
+            }
+        }
+    }
+    ifd.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    let ifd_offset = u32::try_from(ifd_at).map_err(|_| "GeoTIFF over 4 GiB")?;
+    out[4..8].copy_from_slice(&ifd_offset.to_le_bytes());
+    out.extend_from_slice(&ifd);
+    out.extend_from_slice(&extra);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Geotransform;
+
+    /// Reads back tag `tag`'s raw value bytes from a file this module wrote.
+    fn tag_bytes(tif: &[u8], tag: u16) -> Option<Vec<u8>> {
+        let u16_at = |o: usize| u16::from_le_bytes([tif[o], tif[o + 1]]);
+        let u32_at = |o: usize| u32::from_le_bytes(tif[o..o + 4].try_into().unwrap());
+        let ifd = u32_at(4) as usize;
+        for i in 0..u16_at(ifd) as usize {
+            let e = ifd + 2 + 12 * i;
+            if u16_at(e) == tag {
+                let size = match u16_at(e + 2) {
+                    2 => 1,
+                    3 => 2,
+                    4 => 4,
+                    _ => 8,
+                } * u32_at(e + 4) as usize;
+                let at = if size <= 4 { e + 8 } else { u32_at(e + 8) as usize };
+                return Some(tif[at..at + size].to_vec());
+            }
+        }
+        None
+    }
+
+    fn decompress_all(tif: &[u8]) -> Vec<u8> {
+        let offs = tag_bytes(tif, 273).unwrap();
+        let cnts = tag_bytes(tif, 279).unwrap();
+        let mut out = Vec::new();
+        for (o, c) in offs.chunks(4).zip(cnts.chunks(4)) {
+            let o = u32::from_le_bytes(o.try_into().unwrap()) as usize;
+            let c = u32::from_le_bytes(c.try_into().unwrap()) as usize;
+            out.extend(miniz_oxide::inflate::decompress_to_vec_zlib(&tif[o..o + c]).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn structure_and_pixels_roundtrip() {
+        let data: Vec<u16> = (0..300u32 * 1000).map(|i| (i % 7) as u16 * 1000).collect();
+        let georef = Georef {
+            geotransform: Some(Geotransform([500000.0, 10.0, 0.0, 4000000.0, 0.0, -10.0])),
+            epsg: Some(32618),
+            crs_wkt: None,
+        };
+        let tif = write(300, 1000, &data, &georef, Some(0)).unwrap();
+        assert_eq!(&tif[..4], b"II*\0");
+        assert_eq!(tag_bytes(&tif, 258).unwrap(), 16u16.to_le_bytes());
+        assert_eq!(tag_bytes(&tif, 42113).unwrap(), b"0\0");
+        assert!(tag_bytes(&tif, 34264).is_none());
+        let raw = decompress_all(&tif);
+        let back: Vec<u16> = raw
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        assert_eq!(back, data);
+        assert_eq!(compact_wkt("A[\"x y\",\n  B[1]]"), "A[\"x y\",B[1]]");
+        let keys = tag_bytes(&tif, 34735).unwrap();
+        let keys: Vec<u16> = keys
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32618]
+        );
+    }
+
+    #[test]
+    fn kinds() {
+        let g = |epsg: Option<u32>, wkt: Option<&str>| Georef {
+            geotransform: None,
+            epsg,
+            crs_wkt: wkt.map(str::to_owned),
+        };
+        assert_eq!(crs_kind(&g(Some(4326), None)), Some(CrsKind::Geographic));
+        assert_eq!(crs_kind(&g(Some(32618), None)), Some(CrsKind::Projected));
+        assert_eq!(
+            crs_kind(&g(None, Some("PROJCRS[\"x\",BASEGEOGCRS[..]]"))),
+            Some(CrsKind::Projected)
+        );
+        assert_eq!(
+            crs_kind(&g(None, Some("GEOGCS[\"WGS 84\"]"))),
+            Some(CrsKind::Geographic)
+        );
+        assert_eq!(crs_kind(&g(None, None)), None);
+    }
+
+    #[test]
+    fn size_mismatch_is_an_error() {
+        assert!(write::<u8>(2, 2, &[0, 1, 2], &Georef::default(), None).is_err());
+    }
+}

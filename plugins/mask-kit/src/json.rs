@@ -1,0 +1,84 @@
+//! A minimal JSON writer: escaping and number formatting for output written by hand (fast and
+//! dependency-free, since the formatters stream large coordinate arrays).
+
+use std::fmt::Write;
+
+/// Appends `s` as a JSON string literal (quotes included).
+pub fn push_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Appends `"key":`.
+pub fn push_key(out: &mut String, key: &str) {
+    push_str(out, key);
+    out.push(':');
+}
+
+/// Appends a number in its shortest round-trip form; NaN and infinities become `null`.
+pub fn push_f64(out: &mut String, x: f64) {
+    if x.is_finite() {
+        let _ = write!(out, "{x}");
+    } else {
+        out.push_str("null");
+    }
+}
+
+/// Like [`push_f64`] for an `f32`, printed as the `f32` it is (`0.9`, not `0.899999976...`).
+pub fn push_f32(out: &mut String, x: f32) {
+    if x.is_finite() {
+        let _ = write!(out, "{x}");
+    } else {
+        out.push_str("null");
+    }
+}
+
+/// Appends an integer.
+pub fn push_int(out: &mut String, x: impl Into<i128>) {
+    let _ = write!(out, "{}", x.into());
+}
+
+/// Appends `[x,y]`.
+pub fn push_point(out: &mut String, p: (f64, f64)) {
+    out.push('[');
+    push_f64(out, p.0);
+    out.push(',');
+    push_f64(out, p.1);
+    out.push(']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_and_numbers() {
+        let mut s = String::new();
+        push_str(&mut s, "a\"b\\c\n\u{1}é");
+        assert_eq!(s, r#""a\"b\\c\n\u0001é""#);
+        let mut s = String::new();
+        push_f64(&mut s, 500000.0);
+        s.push(' ');
+        push_f64(&mut s, f64::NAN);
+        s.push(' ');
+        push_f32(&mut s, 0.9);
+        s.push(' ');
+        push_int(&mut s, 42u32);
+        s.push(' ');
+        push_point(&mut s, (1.5, -2.0));
+        assert_eq!(s, "500000 null 0.9 42 [1.5,-2]");
+    }
+}

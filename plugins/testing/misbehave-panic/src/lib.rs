@@ -1,0 +1,1 @@
+//! Test plugin that misbehaves on purpose (panic); proves the host's sandbox limits

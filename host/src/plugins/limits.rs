@@ -159,7 +159,10 @@ impl CallStore {
         }
         let text = String::from_utf8_lossy(&bytes);
         tracing::debug!(plugin = %plugin, stderr = %text, "plugin stderr");
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+            .collect();
         let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
         Some(truncate(&tail, 1000))
     }
@@ -189,7 +192,7 @@ impl CallStore {
         let mut message = match err.downcast_ref::<I32Exit>() {
             Some(exit) => format!("the plugin exited with status {}", exit.0),
             None => match err.downcast_ref::<Trap>() {
-                Some(trap) => format!("wasm trap: {trap}"),
+                Some(trap) => trap.to_string(),
                 None => err.root_cause().to_string(),
             },
         };

@@ -44,9 +44,15 @@ pub fn crs_kind(georef: &Georef) -> Option<CrsKind> {
         {
             return Some(CrsKind::Projected);
         }
-        if ["GEOGCS[", "GEOGCRS[", "GEODCRS[", "GEOGRAPHICCRS[", "GEODETICCRS["]
-            .iter()
-            .any(|k| up.contains(k))
+        if [
+            "GEOGCS[",
+            "GEOGCRS[",
+            "GEODCRS[",
+            "GEOGRAPHICCRS[",
+            "GEODETICCRS[",
+        ]
+        .iter()
+        .any(|k| up.contains(k))
         {
             return Some(CrsKind::Geographic);
         }
@@ -309,7 +315,11 @@ mod tests {
                     4 => 4,
                     _ => 8,
                 } * u32_at(e + 4) as usize;
-                let at = if size <= 4 { e + 8 } else { u32_at(e + 8) as usize };
+                let at = if size <= 4 {
+                    e + 8
+                } else {
+                    u32_at(e + 8) as usize
+                };
                 return Some(tif[at..at + size].to_vec());
             }
         }

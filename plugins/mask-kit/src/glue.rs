@@ -89,9 +89,10 @@ macro_rules! __samgeo_glue_common {
                     masks: r.masks.masks.into_iter().map(__mask_in).collect(),
                 },
                 georef: $crate::model::Georef {
-                    geotransform: r.georef.geotransform.map(|g| {
-                        $crate::model::Geotransform([g.c0, g.c1, g.c2, g.c3, g.c4, g.c5])
-                    }),
+                    geotransform: r
+                        .georef
+                        .geotransform
+                        .map(|g| $crate::model::Geotransform([g.c0, g.c1, g.c2, g.c3, g.c4, g.c5])),
                     crs_wkt: r.georef.crs_wkt,
                     epsg: r.georef.epsg,
                 },

@@ -30,7 +30,10 @@ pub fn push_key(out: &mut String, key: &str) {
 
 /// Appends a number in its shortest round-trip form; NaN and infinities become `null`.
 pub fn push_f64(out: &mut String, x: f64) {
-    if x.is_finite() {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        // Whole numbers (pixel corners, metre grids) print faster as integers, same text.
+        let _ = write!(out, "{}", x as i64);
+    } else if x.is_finite() {
         let _ = write!(out, "{x}");
     } else {
         out.push_str("null");
@@ -79,6 +82,10 @@ mod tests {
         push_int(&mut s, 42u32);
         s.push(' ');
         push_point(&mut s, (1.5, -2.0));
-        assert_eq!(s, "500000 null 0.9 42 [1.5,-2]");
+        s.push(' ');
+        push_f64(&mut s, -0.0);
+        s.push(' ');
+        push_f64(&mut s, 1e300);
+        assert_eq!(s, format!("500000 null 0.9 42 [1.5,-2] 0 {}", 1e300));
     }
 }

@@ -33,7 +33,7 @@ pub mod transform;
 pub mod vectorize;
 
 pub use model::{
-    BBox, Filter, Formatter, Georef, Geotransform, Host, LogLevel, Mask, MaskSet, NoHost,
-    Output, PluginInfo, Request,
+    BBox, Filter, Formatter, Georef, Geotransform, Host, LogLevel, Mask, MaskSet, NoHost, Output,
+    PluginInfo, Request,
 };
 pub use params::Params;

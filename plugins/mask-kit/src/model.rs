@@ -33,14 +33,14 @@ pub struct BBox {
 }
 
 impl BBox {
-    /// Exclusive end column.
+    /// Exclusive end column (saturating, so a corrupt box cannot overflow).
     pub fn x_end(&self) -> u32 {
-        self.x + self.width
+        self.x.saturating_add(self.width)
     }
 
-    /// Exclusive end row.
+    /// Exclusive end row (saturating).
     pub fn y_end(&self) -> u32 {
-        self.y + self.height
+        self.y.saturating_add(self.height)
     }
 
     /// Number of pixels covered.

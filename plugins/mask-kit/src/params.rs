@@ -116,7 +116,9 @@ mod tests {
         assert_eq!(p.get_i64("g"), Ok(Some(100)));
         let e = p.get_i64("h").unwrap_err();
         assert!(e.contains("`h`") && e.contains("1.5"), "{e}");
-        let e = Params::from_pairs(&[("x", "nan")]).get_f64("x").unwrap_err();
+        let e = Params::from_pairs(&[("x", "nan")])
+            .get_f64("x")
+            .unwrap_err();
         assert!(e.contains("`x`"), "{e}");
     }
 

@@ -92,7 +92,7 @@ pub fn paint_map<T: Label>(set: &MaskSet, value: impl Fn(&Mask) -> u32) -> Resul
     })?;
     out.resize(n, T::default());
     for m in &set.masks {
-        rle::validate(m, set.width, set.height)?;
+        rle::validate_pixels(m, set.width, set.height)?;
         let label = value(m);
         if label == 0 {
             continue;

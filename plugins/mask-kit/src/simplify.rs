@@ -6,7 +6,7 @@
 /// closed again. A ring that would fall below 4 points (3 distinct) is returned unchanged, so
 /// simplification never deletes a ring. `tol <= 0` returns the ring as is.
 pub fn simplify_ring(ring: &[(f64, f64)], tol: f64) -> Vec<(f64, f64)> {
-    if !(tol > 0.0) || ring.len() <= 4 {
+    if tol.is_nan() || tol <= 0.0 || ring.len() <= 4 {
         return ring.to_vec();
     }
     let n = ring.len() - 1; // distinct points; ring[n] == ring[0]

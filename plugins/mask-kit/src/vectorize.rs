@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 
-use crate::geometry::ring_contains;
 use crate::model::{BBox, Mask};
 use crate::raster::Label;
 use crate::rle;
@@ -107,13 +106,27 @@ pub fn polygonize<T: Label>(data: &[T], stride: usize, window: &BBox) -> Vec<Pix
     let mut polygons: Vec<PixelPolygon> = Vec::new();
     // Exterior area (twice) of each polygon, to pick the innermost candidate for a hole.
     let mut ext_area2: Vec<i64> = Vec::new();
+    // Bounds `[min_x, min_y, max_x, max_y]` of each exterior, to skip most containment tests.
+    let mut ext_bounds: Vec<[u32; 4]> = Vec::new();
     let mut by_value: HashMap<u32, Vec<usize>> = HashMap::new();
     let mut pending_holes: Vec<(u32, i64, i64, Vec<Corner>)> = Vec::new();
 
+    let (x0, w) = (window.x as usize, window.width as usize);
     for y in 0..grid.h {
-        for x in 0..grid.w {
-            let v = grid.get(x, y);
-            if v == T::default() || grid.get(x, y - 1) == v || visited.get(x, y) {
+        let at = (window.y as usize + y as usize) * stride + x0;
+        let row = &data[at..at + w];
+        let above = if y > 0 {
+            Some(&data[at - stride..at - stride + w])
+        } else {
+            None
+        };
+        for (xi, &v) in row.iter().enumerate() {
+            // Start a ring at each top side on a boundary that no ring has walked yet.
+            if v == T::default() || above.is_some_and(|a| a[xi] == v) {
+                continue;
+            }
+            let x = xi as i64;
+            if visited.get(x, y) {
                 continue;
             }
             let (ring, pinched) = trace(&grid, &mut visited, x, y, offset);
@@ -136,6 +149,7 @@ pub fn polygonize<T: Label>(data: &[T], stride: usize, window: &BBox) -> Vec<Pix
                         area: (a2 / 2) as u64,
                     });
                     ext_area2.push(a2);
+                    ext_bounds.push(corner_bounds(&polygons[idx].exterior));
                     by_value.entry(value).or_default().push(idx);
                     owner.get_or_insert(idx);
                 } else {
@@ -159,7 +173,12 @@ pub fn polygonize<T: Label>(data: &[T], stride: usize, window: &BBox) -> Vec<Pix
             cands
                 .iter()
                 .copied()
-                .filter(|&i| corner_ring_contains(&polygons[i].exterior, centre))
+                .filter(|&i| {
+                    let [x0, y0, x1, y1] = ext_bounds[i];
+                    (x0..x1).contains(&(px as u32))
+                        && (y0..y1).contains(&(py as u32))
+                        && corner_ring_contains(&polygons[i].exterior, centre)
+                })
                 .min_by_key(|&i| ext_area2[i])
         });
         if let Some(i) = owner {
@@ -292,9 +311,23 @@ fn shoelace2(ring: &[Corner]) -> i64 {
         .sum()
 }
 
+/// Even-odd containment of a point (a pixel centre, so never on an edge) in a corner ring.
 fn corner_ring_contains(ring: &[Corner], p: (f64, f64)) -> bool {
-    let f: Vec<(f64, f64)> = ring.iter().map(|&(x, y)| (x as f64, y as f64)).collect();
-    ring_contains(&f, p)
+    let mut inside = false;
+    for w in ring.windows(2) {
+        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+        // Rings are rectilinear: only vertical edges can cross a horizontal ray.
+        if x0 == x1 && (f64::from(y0) > p.1) != (f64::from(y1) > p.1) && p.0 < f64::from(x0) {
+            inside = !inside;
+        }
+    }
+    inside
+}
+
+fn corner_bounds(ring: &[Corner]) -> [u32; 4] {
+    ring.iter().fold([u32::MAX, u32::MAX, 0, 0], |b, &(x, y)| {
+        [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)]
+    })
 }
 
 #[cfg(test)]
@@ -493,7 +526,15 @@ mod tests {
         assert_eq!(p[0].value, 9);
         assert_eq!(
             p[0].exterior,
-            vec![(10, 20), (12, 20), (12, 21), (11, 21), (11, 22), (10, 22), (10, 20)]
+            vec![
+                (10, 20),
+                (12, 20),
+                (12, 21),
+                (11, 21),
+                (11, 22),
+                (10, 22),
+                (10, 20)
+            ]
         );
     }
 }

@@ -32,7 +32,11 @@ fn roundtrip<T: Label>(name: &str, w: u32, h: u32, data: &[T], georef: &Georef) 
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_file(format!("{}.aux.xml", path.display()));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -47,7 +51,10 @@ fn geotransform(info: &Value) -> Vec<f64> {
 }
 
 fn wkt(info: &Value) -> String {
-    info["coordinateSystem"]["wkt"].as_str().unwrap_or("").to_owned()
+    info["coordinateSystem"]["wkt"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
 }
 
 fn assert_close(a: &[f64], b: &[f64]) {
@@ -77,7 +84,10 @@ fn north_up_epsg_byte() {
     let band = &info["bands"][0];
     assert_eq!(band["type"], "Byte");
     assert_eq!(band["noDataValue"], 0.0);
-    assert_eq!(info["metadata"]["IMAGE_STRUCTURE"]["COMPRESSION"], "DEFLATE");
+    assert_eq!(
+        info["metadata"]["IMAGE_STRUCTURE"]["COMPRESSION"],
+        "DEFLATE"
+    );
     assert_eq!(band["maximum"], 4.0);
     assert_eq!(info["metadata"][""]["AREA_OR_POINT"], "Area");
 }
@@ -118,9 +128,18 @@ fn wkt_only_crs_survives() {
         let data: Vec<u32> = (0..16 * 16).map(|i| i * 70000).collect();
         let info = roundtrip(name, 16, 16, &data, &georef);
         let got = wkt(&info);
-        assert!(got.contains("Lambert Azimuthal Equal Area"), "{name}: {got}");
-        assert!(got.contains("4321000") && got.contains("3210000"), "{name}: {got}");
-        assert!(got.contains("GRS 1980") || got.contains("GRS_1980"), "{name}: {got}");
+        assert!(
+            got.contains("Lambert Azimuthal Equal Area"),
+            "{name}: {got}"
+        );
+        assert!(
+            got.contains("4321000") && got.contains("3210000"),
+            "{name}: {got}"
+        );
+        assert!(
+            got.contains("GRS 1980") || got.contains("GRS_1980"),
+            "{name}: {got}"
+        );
         assert_close(&geotransform(&info), &gt);
         assert_eq!(info["bands"][0]["type"], "UInt32");
     }

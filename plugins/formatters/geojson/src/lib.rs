@@ -175,7 +175,13 @@ mod tests {
     use serde_json::Value;
     use std::cell::Cell;
 
-    fn request(masks: Vec<mask_kit::Mask>, w: u32, h: u32, georef: Georef, p: &[(&str, &str)]) -> Request {
+    fn request(
+        masks: Vec<mask_kit::Mask>,
+        w: u32,
+        h: u32,
+        georef: Georef,
+        p: &[(&str, &str)],
+    ) -> Request {
         Request {
             masks: MaskSet {
                 width: w,
@@ -212,7 +218,10 @@ mod tests {
         let req = request(vec![rect_mask(1, 1, 2, 3, 4, 5)], 10, 10, utm(), &[]);
         let v = run(&req, &NoHost);
         assert_eq!(v["type"], "FeatureCollection");
-        assert_eq!(v["crs"]["properties"]["name"], "urn:ogc:def:crs:EPSG::32618");
+        assert_eq!(
+            v["crs"]["properties"]["name"],
+            "urn:ogc:def:crs:EPSG::32618"
+        );
         let f = &v["features"].as_array().unwrap();
         assert_eq!(f.len(), 1);
         assert_eq!(f[0]["properties"]["value"], 1);
@@ -222,7 +231,10 @@ mod tests {
         let ext = ring(&f[0]["geometry"]["coordinates"][0]);
         assert_eq!(ext.len(), 5);
         assert_eq!(ext[0], ext[4]);
-        assert!(signed_area2(&ext) > 0.0, "exterior must be counter-clockwise");
+        assert!(
+            signed_area2(&ext) > 0.0,
+            "exterior must be counter-clockwise"
+        );
         assert_eq!(signed_area2(&ext) / 2.0, 20.0 * 100.0);
         let xs: Vec<f64> = ext.iter().map(|p| p.0).collect();
         let ys: Vec<f64> = ext.iter().map(|p| p.1).collect();
@@ -249,7 +261,13 @@ mod tests {
 
     #[test]
     fn no_georef_gives_pixel_coordinates_and_no_crs() {
-        let req = request(vec![rect_mask(1, 1, 1, 1, 1, 1)], 3, 3, Georef::default(), &[]);
+        let req = request(
+            vec![rect_mask(1, 1, 1, 1, 1, 1)],
+            3,
+            3,
+            Georef::default(),
+            &[],
+        );
         let v = run(&req, &NoHost);
         assert!(v.get("crs").is_none());
         let ext = ring(&v["features"][0]["geometry"]["coordinates"][0]);
@@ -297,8 +315,16 @@ mod tests {
         assert!(ext.iter().all(|p| p.0 < 6.0 && p.1 < 41.0));
         assert!(signed_area2(&ext) > 0.0);
         // Without georeferencing the request fails with a clear message.
-        let req = request(vec![], 3, 3, Georef::default(), &[("output_crs", "EPSG:4326")]);
-        assert!(to_geojson(&req, &NoHost).unwrap_err().contains("georeferenced"));
+        let req = request(
+            vec![],
+            3,
+            3,
+            Georef::default(),
+            &[("output_crs", "EPSG:4326")],
+        );
+        assert!(to_geojson(&req, &NoHost)
+            .unwrap_err()
+            .contains("georeferenced"));
     }
 
     #[test]
@@ -315,7 +341,13 @@ mod tests {
             .as_array()
             .unwrap()
             .len();
-        let req = request(vec![stairs], 6, 6, Georef::default(), &[("simplify", "1.0")]);
+        let req = request(
+            vec![stairs],
+            6,
+            6,
+            Georef::default(),
+            &[("simplify", "1.0")],
+        );
         let n1 = run(&req, &NoHost)["features"][0]["geometry"]["coordinates"][0]
             .as_array()
             .unwrap()
@@ -340,6 +372,34 @@ mod tests {
         assert!(signed_area2(&ext) > 0.0);
         assert!((signed_area2(&ext) / 2.0 - 2.0).abs() < 1e-9);
         assert!(ext.contains(&(100.0, 200.0)));
+    }
+
+    #[test]
+    fn corrupt_masks_are_errors_not_panics() {
+        let bb = |x, y, width, height| mask_kit::BBox {
+            x,
+            y,
+            width,
+            height,
+        };
+        let bad = [
+            (bb(8, 8, 10, 10), vec![3, 1000, 7]),
+            (bb(0, 0, u32::MAX, u32::MAX), vec![0, u32::MAX]),
+            (bb(0, 0, 2, 2), vec![0, 5]),
+            (bb(u32::MAX, 0, 2, 1), vec![0, 2]),
+        ];
+        for (bbox, runs) in bad {
+            let m = mask_kit::Mask {
+                id: 1,
+                label: 1,
+                area: 1,
+                bbox,
+                runs,
+                ..Default::default()
+            };
+            let req = request(vec![m], 8, 8, utm(), &[]);
+            assert!(to_geojson(&req, &NoHost).is_err());
+        }
     }
 
     #[test]

@@ -1,0 +1,18 @@
+//! `cargo test --release -p samgeo-geotiff -- --ignored --nocapture`: a 4096x4096 scene with
+//! 500 masks, timed natively (the wasm build runs the same code).
+
+use mask_kit::testutil::synthetic_scene;
+use mask_kit::{Formatter, NoHost, Params, Request};
+
+#[test]
+#[ignore]
+fn perf_4096_500() {
+    let req = Request {
+        masks: synthetic_scene(4096, 4096, 500, 42),
+        params: Params::default(),
+        ..Default::default()
+    };
+    let t = std::time::Instant::now();
+    let out = samgeo_geotiff::GeoTiff::format(req, &NoHost).unwrap();
+    eprintln!("geotiff: {:?}, {} bytes", t.elapsed(), out.bytes.len());
+}

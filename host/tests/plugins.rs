@@ -100,18 +100,32 @@ fn png_decodes_to_the_image_size() {
 }
 
 #[test]
-fn json_and_detections_are_json() {
+fn json_and_detections_have_one_detection_per_mask() {
     let host = builtin_host("json", &[]);
-    for name in ["json", "detections"] {
-        let out = host.format(name, &small_request()).unwrap();
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let text = v.to_string();
-        assert!(v.is_object() || v.is_array(), "{name}: {text}");
-        // Every mask shows up: its score and its box.
-        for key in ["score", "bbox"] {
-            assert!(text.contains(key), "{name} has no {key}: {text}");
-        }
+    let out = host.format("json", &small_request()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();
+    assert_eq!(v["num_detections"], 3, "{v}");
+    assert_eq!(
+        (v["image_width"].as_u64(), v["image_height"].as_u64()),
+        (Some(64), Some(48))
+    );
+    let d = &v["detections"][0];
+    for key in ["id", "value", "bbox", "score"] {
+        assert!(!d[key].is_null(), "json detection has no {key}: {d}");
+    }
+    assert_eq!(d["bbox"], serde_json::json!([2, 2, 12, 12]));
+
+    let out = host.format("detections", &small_request()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();
+    assert_eq!(v["type"], "FeatureCollection");
+    assert_eq!(v["num_detections"], 3, "{v}");
+    assert_eq!(v["features"].as_array().unwrap().len(), 3);
+    let props = &v["features"][0]["properties"];
+    for key in ["id", "value", "score", "bbox_pixel"] {
+        assert!(
+            !props[key].is_null(),
+            "detections feature has no {key}: {props}"
+        );
     }
 }
 
@@ -139,6 +153,7 @@ fn foreground_drops_a_full_image_background() {
     let host = builtin_host("foreground", &["foreground.wasm"]);
     let mut req = small_request();
     req.masks.masks.insert(0, rect(9, 0, 0, 64, 48));
+    param(&mut req, "foreground", "true");
     let out = host.apply_filters(req).unwrap();
     assert_eq!(ids(&out.masks), vec![1, 2, 3]);
 }
@@ -146,20 +161,37 @@ fn foreground_drops_a_full_image_background() {
 #[test]
 fn unique_relabels_by_area() {
     let host = builtin_host("unique", &["unique.wasm"]);
-    let out = host.apply_filters(small_request()).unwrap();
-    // Labels 1.. by area: the largest mask (id 3, 400 px) first or last, but ordered.
-    let mut by_area: Vec<&Mask> = out.masks.iter().collect();
-    by_area.sort_by_key(|m| m.area);
-    let labels: Vec<u32> = by_area.iter().map(|m| m.label).collect();
-    let mut sorted = labels.clone();
-    sorted.sort();
-    assert!(
-        labels == sorted || labels.iter().rev().copied().collect::<Vec<_>>() == sorted,
-        "labels by area: {labels:?}"
+    let mut req = small_request();
+    param(&mut req, "unique", "true");
+    let out = host.apply_filters(req).unwrap();
+    // Largest first, labelled count down to 1 (areas: id 3 = 400, id 1 = 100, id 2 = 9).
+    assert_eq!(ids(&out.masks), vec![3, 1, 2]);
+    let labels: Vec<u32> = out.masks.iter().map(|m| m.label).collect();
+    assert_eq!(labels, vec![3, 2, 1]);
+}
+
+#[test]
+fn the_default_chain_runs_in_order() {
+    let host = builtin_host("chain", &BUILTIN_FILTERS);
+    let mut req = small_request();
+    req.masks.masks.insert(0, rect(9, 0, 0, 64, 48));
+    for (k, v) in [
+        ("min_size", "50"),
+        ("foreground", "true"),
+        ("unique", "true"),
+    ] {
+        param(&mut req, k, v);
+    }
+    let out = host.apply_filters(req).unwrap();
+    assert_eq!(ids(&out.masks), vec![3, 1]);
+    let out = host.format(
+        "geojson",
+        &samgeo_host::masks::PluginRequest {
+            masks: out,
+            ..small_request()
+        },
     );
-    let mut distinct = labels.clone();
-    distinct.dedup();
-    assert_eq!(distinct.len(), 3, "{labels:?}");
+    assert!(out.is_ok());
 }
 
 // ---- limits --------------------------------------------------------------------------------

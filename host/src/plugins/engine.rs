@@ -87,15 +87,15 @@ fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
 /// where `<engine>` is the first 16 hex digits of SHA-256 over the wasmtime version and
 /// [`Engine::precompile_compatibility_hash`] (target, compiler settings, wasm features).
 ///
-/// Safety of loading: `Component::deserialize_file` trusts its input (it maps the native code
-/// and runs it). We only ever open files whose name is the key we computed, in the server's own
+/// Safety of loading: `Component::deserialize` trusts its input (it loads the native code and
+/// runs it). We only ever open files whose name is the key we computed, in the server's own
 /// cache directory (`server.cache_dir`, documented as the one directory the server writes to,
 /// so it must not be writable by anyone the server does not trust), that we wrote ourselves:
 /// files are written to a temporary name in the same directory and renamed into place, so a
 /// visible `.cwasm` is always complete; files writable by group or others are refused. Wasmtime
 /// also checks the header (version, target, settings) and refuses incompatible artifacts, which
-/// we then recompile and replace. A replaced file is never modified in place, so components
-/// already mapped from it stay valid.
+/// we then recompile and replace. Artifacts are read into memory, not mapped, so nothing that
+/// happens to the file afterwards can affect a loaded component.
 pub(crate) struct ArtifactCache {
     dir: Option<PathBuf>,
     engine_key: String,
@@ -206,10 +206,21 @@ impl ArtifactCache {
             }
         }
         let started = Instant::now();
-        // SAFETY: see the type's documentation: the file has the name only we give to artifacts
-        // we serialized, sits in our own cache directory, is complete (atomic rename) and not
-        // writable by group/others; wasmtime validates its header against this engine.
-        match unsafe { Component::deserialize_file(engine, path) } {
+        // Read into memory rather than `deserialize_file`'s mmap: a mapped file that someone
+        // truncates or rewrites in place while we run would SIGBUS the whole server; a copy
+        // costs well under a millisecond for a plugin-sized artifact.
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read a cached plugin; recompiling");
+                return None;
+            }
+        };
+        // SAFETY: see the type's documentation: the bytes come from a file with the name only
+        // we give to artifacts we serialized, in our own cache directory, complete (atomic
+        // rename) and not writable by group/others; wasmtime validates the header against this
+        // engine.
+        match unsafe { Component::deserialize(engine, &bytes) } {
             Ok(c) => {
                 tracing::debug!(path = %path.display(), elapsed_us = started.elapsed().as_micros() as u64, "loaded compiled plugin from cache");
                 Some(c)

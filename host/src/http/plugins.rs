@@ -10,7 +10,7 @@ use crate::state::AppState;
 /// `GET /plugins`: name, kind, WIT version and file hash of every loaded component.
 #[utoipa::path(get, path = "/plugins", responses((status = 200, description = "Loaded plugins", body = Object)))]
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "plugins": state.plugins.list() }))
+    Json(json!({ "plugins": state.plugins.list(), "failed": state.plugins.failed() }))
 }
 
 /// `POST /plugins/reload`: loads new or changed components; on failure the previous set stays.

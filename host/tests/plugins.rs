@@ -1,0 +1,470 @@
+//! The plugin host against real components run by wasmtime: the built-in formatters and
+//! filters, the sandbox limits (misbehaving test plugins), the compiled-component cache and
+//! reloading. Needs the components built (`bash plugins/build.sh`, or `SAMGEO_PLUGIN_DIR`).
+
+mod plugins_support;
+
+use std::time::{Duration, Instant};
+
+use plugins_support::*;
+use samgeo_host::masks::{Mask, PluginRequest};
+use samgeo_host::plugins::{PluginError, PluginHost, PluginKind};
+
+const BUILTIN_FORMATS: [&str; 5] = ["geojson", "geotiff", "png", "json", "detections"];
+const BUILTIN_FILTERS: [&str; 3] = ["size.wasm", "foreground.wasm", "unique.wasm"];
+
+fn builtin_host(tag: &str, filters: &[&str]) -> PluginHost {
+    let files: Vec<String> = BUILTIN_FORMATS
+        .iter()
+        .map(|f| format!("{f}.wasm"))
+        .chain(BUILTIN_FILTERS.iter().map(|f| f.to_string()))
+        .collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let dir = plugin_dir(tag, &files);
+    let formats: Vec<(&str, String)> = BUILTIN_FORMATS
+        .iter()
+        .map(|f| (*f, format!("{f}.wasm")))
+        .collect();
+    let formats: Vec<(&str, &str)> = formats.iter().map(|(n, f)| (*n, f.as_str())).collect();
+    let config = config(&dir, &formats, filters);
+    PluginHost::new(&config, &temp_dir(&format!("{tag}-cache"))).expect("plugin host")
+}
+
+fn param(req: &mut PluginRequest, k: &str, v: &str) {
+    req.params.push((k.to_string(), v.to_string()));
+}
+
+// ---- built-in formatters -------------------------------------------------------------------
+
+#[test]
+fn builtins_are_listed() {
+    let host = builtin_host("list", &BUILTIN_FILTERS);
+    let mut names = BUILTIN_FORMATS.to_vec();
+    names.sort();
+    assert_eq!(host.format_names(), names);
+    let list = host.list();
+    assert_eq!(
+        list.iter().filter(|p| p.kind == PluginKind::Filter).count(),
+        3
+    );
+    for p in &list {
+        assert_eq!(p.wit_version, "0.1.0");
+        assert_eq!(p.sha256.len(), 64);
+        assert!(!p.description.is_empty(), "{p:?}");
+    }
+    assert!(host.failed().is_empty(), "{:?}", host.failed());
+}
+
+#[test]
+fn geojson_has_one_feature_per_mask() {
+    let host = builtin_host("geojson", &[]);
+    let out = host.format("geojson", &small_request()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();
+    assert_eq!(v["type"], "FeatureCollection");
+    assert_eq!(v["features"].as_array().unwrap().len(), 3);
+    assert!(out.content_type.contains("json"), "{}", out.content_type);
+
+    // output_crs goes through the host's transform-points import.
+    let mut req = small_request();
+    param(&mut req, "output_crs", "EPSG:4326");
+    let out = host.format("geojson", &req).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();
+    let first = &v["features"][0]["geometry"]["coordinates"][0][0];
+    let (lon, lat) = (first[0].as_f64().unwrap(), first[1].as_f64().unwrap());
+    assert!(
+        (14.0..16.0).contains(&lon) && (54.0..56.0).contains(&lat),
+        "{lon} {lat}"
+    );
+}
+
+#[test]
+fn geotiff_starts_with_a_tiff_header() {
+    let host = builtin_host("geotiff", &[]);
+    let out = host.format("geotiff", &small_request()).unwrap();
+    let head = &out.bytes[..4];
+    assert!(
+        head == b"II*\0" || head == b"MM\0*" || head == b"II+\0" || head == b"MM\0+",
+        "{head:?}"
+    );
+}
+
+#[test]
+fn png_decodes_to_the_image_size() {
+    let host = builtin_host("png", &[]);
+    let out = host.format("png", &small_request()).unwrap();
+    assert_eq!(out.content_type, "image/png");
+    let decoder = png::Decoder::new(std::io::Cursor::new(out.bytes));
+    let reader = decoder.read_info().unwrap();
+    let info = reader.info();
+    assert_eq!((info.width, info.height), (64, 48));
+}
+
+#[test]
+fn json_and_detections_have_one_detection_per_mask() {
+    let host = builtin_host("json", &[]);
+    let out = host.format("json", &small_request()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();
+    assert_eq!(v["num_detections"], 3, "{v}");
+    assert_eq!(
+        (v["image_width"].as_u64(), v["image_height"].as_u64()),
+        (Some(64), Some(48))
+    );
+    let d = &v["detections"][0];
+    for key in ["id", "value", "bbox", "score"] {
+        assert!(!d[key].is_null(), "json detection has no {key}: {d}");
+    }
+    assert_eq!(d["bbox"], serde_json::json!([2, 2, 12, 12]));
+
+    let out = host.format("detections", &small_request()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();
+    assert_eq!(v["type"], "FeatureCollection");
+    assert_eq!(v["num_detections"], 3, "{v}");
+    assert_eq!(v["features"].as_array().unwrap().len(), 3);
+    let props = &v["features"][0]["properties"];
+    for key in ["id", "value", "score", "bbox_pixel"] {
+        assert!(
+            !props[key].is_null(),
+            "detections feature has no {key}: {props}"
+        );
+    }
+}
+
+// ---- built-in filters ----------------------------------------------------------------------
+
+fn ids(masks: &[Mask]) -> Vec<u32> {
+    masks.iter().map(|m| m.id).collect()
+}
+
+#[test]
+fn size_filter_drops_by_area() {
+    let host = builtin_host("size", &["size.wasm"]);
+    let mut req = small_request();
+    param(&mut req, "min_size", "50");
+    let out = host.apply_filters(req).unwrap();
+    assert_eq!(ids(&out.masks), vec![1, 3]);
+    let mut req = small_request();
+    param(&mut req, "max_size", "200");
+    let out = host.apply_filters(req).unwrap();
+    assert_eq!(ids(&out.masks), vec![1, 2]);
+}
+
+#[test]
+fn foreground_drops_a_full_image_background() {
+    let host = builtin_host("foreground", &["foreground.wasm"]);
+    let mut req = small_request();
+    req.masks.masks.insert(0, rect(9, 0, 0, 64, 48));
+    param(&mut req, "foreground", "true");
+    let out = host.apply_filters(req).unwrap();
+    assert_eq!(ids(&out.masks), vec![1, 2, 3]);
+}
+
+#[test]
+fn unique_relabels_by_area() {
+    let host = builtin_host("unique", &["unique.wasm"]);
+    let mut req = small_request();
+    param(&mut req, "unique", "true");
+    let out = host.apply_filters(req).unwrap();
+    // Largest first, labelled count down to 1 (areas: id 3 = 400, id 1 = 100, id 2 = 9).
+    assert_eq!(ids(&out.masks), vec![3, 1, 2]);
+    let labels: Vec<u32> = out.masks.iter().map(|m| m.label).collect();
+    assert_eq!(labels, vec![3, 2, 1]);
+}
+
+#[test]
+fn the_default_chain_runs_in_order() {
+    let host = builtin_host("chain", &BUILTIN_FILTERS);
+    let mut req = small_request();
+    req.masks.masks.insert(0, rect(9, 0, 0, 64, 48));
+    for (k, v) in [
+        ("min_size", "50"),
+        ("foreground", "true"),
+        ("unique", "true"),
+    ] {
+        param(&mut req, k, v);
+    }
+    let out = host.apply_filters(req).unwrap();
+    assert_eq!(ids(&out.masks), vec![3, 1]);
+    let out = host.format(
+        "geojson",
+        &samgeo_host::masks::PluginRequest {
+            masks: out,
+            ..small_request()
+        },
+    );
+    assert!(out.is_ok());
+}
+
+// ---- limits --------------------------------------------------------------------------------
+
+/// A host with one misbehaving formatter (registered as `bad`) and geojson for the calls that
+/// must still work after it.
+fn misbehaving_host(tag: &str, file: &str, timeout_ms: u64, memory: u64) -> PluginHost {
+    let dir = plugin_dir(tag, &["geojson.wasm", &format!("testing/{file}")]);
+    let mut config = config(&dir, &[("geojson", "geojson.wasm"), ("bad", file)], &[]);
+    config.call_timeout_ms = timeout_ms;
+    config.memory_limit_bytes = memory;
+    PluginHost::new(&config, &temp_dir(&format!("{tag}-cache"))).expect("plugin host")
+}
+
+fn still_works(host: &PluginHost) {
+    let out = host
+        .format("geojson", &small_request())
+        .expect("a normal call after a fault");
+    assert!(!out.bytes.is_empty());
+}
+
+#[test]
+fn endless_loop_times_out() {
+    let host = misbehaving_host("loop", "misbehave-loop.wasm", 500, 256 << 20);
+    let started = Instant::now();
+    let err = host.format("bad", &small_request()).unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(err, PluginError::Timeout { .. }), "{err}");
+    assert_eq!(err.status_code(), 504);
+    assert!(err.to_string().contains("misbehave-loop.wasm"), "{err}");
+    assert!(
+        elapsed >= Duration::from_millis(450) && elapsed < Duration::from_millis(1500),
+        "{elapsed:?}"
+    );
+    still_works(&host);
+}
+
+#[test]
+fn runaway_allocation_is_out_of_memory() {
+    let host = misbehaving_host("alloc", "misbehave-alloc.wasm", 10_000, 64 << 20);
+    let err = host.format("bad", &small_request()).unwrap_err();
+    assert!(matches!(err, PluginError::OutOfMemory { .. }), "{err}");
+    assert_eq!(err.status_code(), 502);
+    assert!(
+        err.to_string().contains("'bad' (misbehave-alloc.wasm)"),
+        "{err}"
+    );
+    still_works(&host);
+}
+
+#[test]
+fn panic_is_a_trap_naming_the_plugin() {
+    let host = misbehaving_host("panic", "misbehave-panic.wasm", 10_000, 256 << 20);
+    let err = host.format("bad", &small_request()).unwrap_err();
+    assert!(matches!(err, PluginError::Trap { .. }), "{err}");
+    assert_eq!(err.status_code(), 502);
+    let text = err.to_string();
+    assert!(text.contains("'bad' (misbehave-panic.wasm)"), "{text}");
+    println!("{text}");
+    still_works(&host);
+}
+
+#[test]
+fn garbage_output_is_invalid() {
+    let host = misbehaving_host("garbage", "misbehave-garbage.wasm", 10_000, 256 << 20);
+    let err = host.format("bad", &small_request()).unwrap_err();
+    assert!(matches!(err, PluginError::InvalidOutput { .. }), "{err}");
+    assert_eq!(err.status_code(), 502);
+    println!("{err}");
+    still_works(&host);
+}
+
+#[test]
+fn garbage_filter_output_is_invalid() {
+    let dir = plugin_dir(
+        "garbage-filter",
+        &["geojson.wasm", "testing/misbehave-garbage-filter.wasm"],
+    );
+    let config = config(
+        &dir,
+        &[("geojson", "geojson.wasm")],
+        &["misbehave-garbage-filter.wasm"],
+    );
+    let host = PluginHost::new(&config, &temp_dir("garbage-filter-cache")).unwrap();
+    let err = host.apply_filters(small_request()).unwrap_err();
+    assert!(matches!(err, PluginError::InvalidOutput { .. }), "{err}");
+    assert!(
+        err.to_string().contains("misbehave-garbage-filter.wasm"),
+        "{err}"
+    );
+    println!("{err}");
+    still_works(&host);
+}
+
+#[test]
+fn plugin_errors_reach_the_client_as_400() {
+    let host = builtin_host("reject", &[]);
+    let mut req = small_request();
+    param(&mut req, "output_crs", "EPSG:999999");
+    let err = host.format("geojson", &req).unwrap_err();
+    assert!(matches!(err, PluginError::Rejected { .. }), "{err}");
+    assert_eq!(err.status_code(), 400);
+    let err = host.format("kml", &req).unwrap_err();
+    assert!(matches!(err, PluginError::UnknownFormat { .. }), "{err}");
+    assert_eq!(err.status_code(), 400);
+}
+
+// ---- configuration -------------------------------------------------------------------------
+
+#[test]
+fn referenced_files_must_load_with_the_right_kind() {
+    let dir = plugin_dir("refs", &["geojson.wasm"]);
+    let err = PluginHost::new(
+        &config(&dir, &[("geojson", "geojson.wasm")], &["size.wasm"]),
+        &temp_dir("refs-cache"),
+    )
+    .err()
+    .expect("a missing filter must fail");
+    assert!(format!("{err:#}").contains("size.wasm"), "{err:#}");
+
+    let err = PluginHost::new(
+        &config(&dir, &[("geojson", "geojson.wasm")], &["geojson.wasm"]),
+        &temp_dir("refs-cache"),
+    )
+    .err()
+    .expect("a formatter in the filter chain must fail");
+    assert!(format!("{err:#}").contains("geojson.wasm"), "{err:#}");
+
+    // An unreferenced broken file is skipped and listed.
+    std::fs::write(dir.join("broken.wasm"), b"not wasm").unwrap();
+    let host = PluginHost::new(
+        &config(&dir, &[("geojson", "geojson.wasm")], &[]),
+        &temp_dir("refs-cache"),
+    )
+    .unwrap();
+    assert_eq!(host.failed().len(), 1);
+    assert_eq!(host.failed()[0].file, "broken.wasm");
+}
+
+#[test]
+fn configured_options_are_defaults_that_requests_override() {
+    let dir = plugin_dir("options", &["geojson.wasm"]);
+    let mut config = config(&dir, &[("geojson", "geojson.wasm")], &[]);
+    config.options.insert(
+        "geojson".into(),
+        [("output_crs".to_string(), "EPSG:4326".to_string())].into(),
+    );
+    let host = PluginHost::new(&config, &temp_dir("options-cache")).unwrap();
+    let lon_of = |req: &PluginRequest| {
+        let out = host.format("geojson", req).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();
+        v["features"][0]["geometry"]["coordinates"][0][0][0]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(lon_of(&small_request()) < 180.0);
+    let mut req = small_request();
+    param(&mut req, "output_crs", "EPSG:32633");
+    assert!(lon_of(&req) > 400_000.0);
+}
+
+// ---- compiled-component cache --------------------------------------------------------------
+
+#[test]
+fn second_start_loads_compiled_components_from_disk() {
+    let dir = plugin_dir("cache", &["geojson.wasm", "testing/misbehave-panic.wasm"]);
+    let cache = temp_dir("cache-dir");
+    let config = config(&dir, &[("geojson", "geojson.wasm")], &[]);
+    let first = PluginHost::new(&config, &cache).unwrap();
+    assert_eq!(first.cache_stats().compiled, 2);
+    assert_eq!(first.cache_stats().loaded_from_cache, 0);
+    let cwasm: Vec<_> = std::fs::read_dir(cache.join("plugins"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(cwasm.len(), 2, "{cwasm:?}");
+    assert!(cwasm.iter().all(|n| n.ends_with(".cwasm")), "{cwasm:?}");
+
+    let second = PluginHost::new(&config, &cache).unwrap();
+    assert_eq!(second.cache_stats().compiled, 0);
+    assert_eq!(second.cache_stats().loaded_from_cache, 2);
+    still_works(&second);
+
+    // A damaged artifact is recompiled, not trusted.
+    for name in &cwasm {
+        std::fs::write(cache.join("plugins").join(name), b"garbage").unwrap();
+    }
+    let third = PluginHost::new(&config, &cache).unwrap();
+    assert_eq!(third.cache_stats().compiled, 2);
+    still_works(&third);
+}
+
+// ---- reload --------------------------------------------------------------------------------
+
+#[test]
+fn reload_adds_changes_and_keeps_the_old_set_on_error() {
+    let dir = plugin_dir("reload", &["geojson.wasm"]);
+    let config = config(&dir, &[("geojson", "geojson.wasm")], &[]);
+    let host = PluginHost::new(&config, &temp_dir("reload-cache")).unwrap();
+    assert_eq!(host.format_names(), vec!["geojson"]);
+
+    // Nothing changed.
+    let report = host.reload().unwrap();
+    assert_eq!(report.unchanged, vec!["geojson"]);
+    assert!(report.added.is_empty() && report.removed.is_empty());
+
+    // A new formatter registers under the name it reports.
+    std::fs::copy(component("template.wasm"), dir.join("template.wasm")).unwrap();
+    let report = host.reload().unwrap();
+    assert_eq!(report.added.len(), 1, "{report:?}");
+    let template = report.added[0].clone();
+    assert!(host.format_names().contains(&template));
+    host.format(&template, &small_request()).unwrap();
+
+    // A referenced file that breaks: the reload fails and the old set stays.
+    std::fs::write(dir.join("geojson.wasm"), b"\0asm broken").unwrap();
+    let err = host.reload().unwrap_err();
+    assert!(format!("{err:#}").contains("geojson.wasm"), "{err:#}");
+    still_works(&host);
+    assert!(host.format_names().contains(&template));
+
+    // Removing the new one.
+    std::fs::copy(component("geojson.wasm"), dir.join("geojson.wasm")).unwrap();
+    std::fs::remove_file(dir.join("template.wasm")).unwrap();
+    let report = host.reload().unwrap();
+    assert_eq!(report.removed, vec![template]);
+    assert_eq!(report.unchanged, vec!["geojson"]);
+}
+
+#[test]
+fn calls_in_flight_finish_on_the_old_generation() {
+    let dir = plugin_dir("inflight", &["geojson.wasm", "testing/misbehave-loop.wasm"]);
+    let mut config = config(&dir, &[("geojson", "geojson.wasm")], &[]);
+    config.call_timeout_ms = 1500;
+    let host = PluginHost::new(&config, &temp_dir("inflight-cache")).unwrap();
+    // misbehave-loop registers under the name it reports.
+    let slow = host
+        .format_names()
+        .into_iter()
+        .find(|n| n != "geojson")
+        .expect("misbehave-loop registered");
+    let h = host.clone();
+    let name = slow.clone();
+    let call = std::thread::spawn(move || h.format(&name, &small_request()));
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::remove_file(dir.join("misbehave-loop.wasm")).unwrap();
+    let started = Instant::now();
+    let report = host.reload().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "reload waited for the call"
+    );
+    assert_eq!(report.removed, vec![slow.clone()]);
+    assert!(!host.format_names().contains(&slow));
+    // The running call finishes on the instance it started with.
+    let err = call.join().unwrap().unwrap_err();
+    assert!(matches!(err, PluginError::Timeout { .. }), "{err}");
+    still_works(&host);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_reloads_on_new_files() {
+    let dir = plugin_dir("watch", &["geojson.wasm"]);
+    let config = config(&dir, &[("geojson", "geojson.wasm")], &[]);
+    let host = PluginHost::new(&config, &temp_dir("watch-cache")).unwrap();
+    let _guard = host.watch(tokio::runtime::Handle::current()).unwrap();
+    let tmp = dir.join("template.wasm.part");
+    std::fs::copy(component("template.wasm"), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("template.wasm")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while host.format_names().len() < 2 {
+        assert!(Instant::now() < deadline, "the watcher did not reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

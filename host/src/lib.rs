@@ -9,3 +9,4 @@ pub mod error;
 pub mod raster;
 pub mod models;
 pub mod cache;
+pub mod pipeline;

@@ -1,0 +1,4 @@
+//! Request pipelines: prompt parsing and automatic mask generation.
+
+pub mod automatic;
+pub mod prompts;

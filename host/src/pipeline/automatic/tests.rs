@@ -509,15 +509,37 @@ fn demo_sam2_finds_each_square_and_the_field() {
     let Some(model) = demo_model(ModelFamily::Sam2) else {
         return;
     };
-    let image = squares_image(512, &SQUARES);
     let params = AutomaticParams {
         points_per_side: 16,
         threads: 2,
         ..AutomaticParams::default()
     };
-    let out = run_real(model.as_ref(), &image, &params);
+    check_squares_and_field(model.as_ref(), &params);
+}
+
+#[test]
+fn demo_sam2_with_crop_layer_finds_each_square_once() {
+    let Some(model) = demo_model(ModelFamily::Sam2) else {
+        return;
+    };
+    let params = AutomaticParams {
+        points_per_side: 8,
+        crop_n_layers: 1,
+        threads: 2,
+        ..AutomaticParams::default()
+    };
+    check_squares_and_field(model.as_ref(), &params);
+}
+
+/// Runs `params` on the 512×512 field with three squares: one mask per square and one for
+/// the field (IoU ≥ 0.85 each), nothing else.
+fn check_squares_and_field(model: &dyn PromptableModel, params: &AutomaticParams) {
+    let image = squares_image(512, &SQUARES);
+    let out = run_real(model, &image, params);
     eprintln!(
-        "demo SAM2 512×512, 16 points/side: {} masks of {} candidates, {:?}",
+        "demo SAM2 512×512, {} points/side, {} crop layers: {} masks of {} candidates, {:?}",
+        params.points_per_side,
+        params.crop_n_layers,
         out.masks.len(),
         out.candidates,
         out.timings

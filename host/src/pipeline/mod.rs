@@ -1,6 +1,7 @@
 //! The request pipeline, one way: upload → raster → embedding → masks → filters → formatter.
 //! Everything here is blocking and runs on the blocking thread pool.
 
+pub mod automatic;
 pub mod deadline;
 pub mod predict;
 pub mod prompts;

@@ -13,6 +13,8 @@ use super::response::formatted;
 use crate::config::{default_model_id, model_ids, MODEL_VERSIONS};
 use crate::error::AppError;
 use crate::pipeline::predict::{self, PredictRequest};
+use crate::pipeline::automatic::AutomaticParams;
+use crate::pipeline::automatic_run::{self, AutomaticRequest};
 use crate::pipeline::prompts::Prompts;
 use crate::pipeline::text::{self, TextRequest};
 use crate::pipeline::{Deadline, PipelineOutput, SegmentRequest};
@@ -169,22 +171,73 @@ pub async fn predict(
 /// `POST /segment/automatic`: masks for everything in the image.
 #[utoipa::path(post, path = "/segment/automatic",
     request_body(content = super::openapi::AutomaticForm, content_type = "multipart/form-data"),
-    responses((status = 200, description = "Masks in the requested output format"),
+    responses((status = 200, description = "Masks in the requested output format (an empty result when nothing passes the thresholds)"),
         (status = 400, description = "Invalid field"), (status = 422, description = "Missing field or wrong type"),
         (status = 503, description = "Busy, or model not configured")))]
 pub async fn automatic(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
+    let config = state.config();
+    let limit = Duration::from_secs(config.server.request_timeout_secs);
+    let deadline = Deadline::after(limit);
     let mut form = read_form(multipart).await?;
-    let _file = form.take_file()?;
-    let (_version, _id) = model_choice(&form)?;
-    let _format = output_format(&state, &form)?;
-    size_limits(&form)?;
-    Err(AppError::new(
-        axum::http::StatusCode::NOT_IMPLEMENTED,
-        "Automatic segmentation is not available in this build yet",
-    ))
+    let file = form.take_file()?;
+    let (model_version, model_id) = model_choice(&form)?;
+    let output_format = output_format(&state, &form)?;
+    let foreground = form.bool_or("foreground", true)?;
+    let unique = form.bool_or("unique", true)?;
+    let (min_size, max_size) = size_limits(&form)?;
+    let defaults = AutomaticParams::default();
+    let count = |name: &str, default: u32| -> Result<u32, AppError> {
+        let v = form.int_or(name, default as i64)?;
+        u32::try_from(v).map_err(|_| AppError::bad_request(format!("{name} must be 0 or more (got {v})")))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let params = AutomaticParams {
+        points_per_side: count("points_per_side", defaults.points_per_side)?,
+        points_per_batch: count("points_per_batch", defaults.points_per_batch)?,
+        pred_iou_thresh: form.float_or("pred_iou_thresh", defaults.pred_iou_thresh as f64)? as f32,
+        stability_score_thresh: form
+            .float_or("stability_score_thresh", defaults.stability_score_thresh as f64)?
+            as f32,
+        stability_score_offset: form
+            .float_or("stability_score_offset", defaults.stability_score_offset as f64)?
+            as f32,
+        box_nms_thresh: form.float_or("box_nms_thresh", defaults.box_nms_thresh as f64)? as f32,
+        crop_n_layers: count("crop_n_layers", defaults.crop_n_layers)?,
+        crop_nms_thresh: form.float_or("crop_nms_thresh", defaults.crop_nms_thresh as f64)? as f32,
+        crop_overlap_ratio: form.float_or("crop_overlap_ratio", defaults.crop_overlap_ratio)?,
+        crop_n_points_downscale_factor: count(
+            "crop_n_points_downscale_factor",
+            defaults.crop_n_points_downscale_factor,
+        )?,
+        min_mask_region_area: count("min_mask_region_area", 0)? as u64,
+        threads,
+        ..defaults
+    };
+    params.validate().map_err(AppError::bad_request)?;
+    let confidence = form.float_or("confidence_threshold", 0.5)?;
+    let bands = BandSelection::parse(form.text("bands"))?;
+    let mut params_for_plugins = plugin_params(&form, min_size, max_size);
+    params_for_plugins.retain(|(k, _)| k != "foreground" && k != "unique");
+    params_for_plugins.push(("foreground".into(), foreground.to_string()));
+    params_for_plugins.push(("unique".into(), unique.to_string()));
+    params_for_plugins.sort();
+    let request = AutomaticRequest {
+        common: SegmentRequest {
+            model_version,
+            model_id,
+            output_format,
+            bands,
+            bytes: file.bytes,
+            params: params_for_plugins,
+            deadline,
+        },
+        params,
+        confidence_threshold: confidence as f32,
+    };
+    run_job(&state, deadline, limit, move |state| automatic_run::run(&state, request)).await
 }
 
 /// `POST /segment/text`: SAM3 segmentation from a text prompt.

@@ -2,6 +2,7 @@
 //! Everything here is blocking and runs on the blocking thread pool.
 
 pub mod automatic;
+pub mod automatic_run;
 pub mod deadline;
 pub mod predict;
 pub mod prompts;

@@ -12,9 +12,27 @@ fn scene() -> Scene {
         height: 320,
         background: GREEN,
         rects: vec![
-            Rect { x0: 40, y0: 40, x1: 140, y1: 140, rgb: RED },
-            Rect { x0: 220, y0: 60, x1: 280, y1: 120, rgb: BLUE },
-            Rect { x0: 360, y0: 200, x1: 400, y1: 240, rgb: YELLOW },
+            Rect {
+                x0: 40,
+                y0: 40,
+                x1: 140,
+                y1: 140,
+                rgb: RED,
+            },
+            Rect {
+                x0: 220,
+                y0: 60,
+                x1: 280,
+                y1: 120,
+                rgb: BLUE,
+            },
+            Rect {
+                x0: 360,
+                y0: 200,
+                x1: 400,
+                y1: 240,
+                rgb: YELLOW,
+            },
         ],
         geotransform: Some(UTM_GT),
         epsg: Some(32618),
@@ -27,9 +45,27 @@ fn two_red_one_blue() -> Scene {
         height: 300,
         background: GREEN,
         rects: vec![
-            Rect { x0: 30, y0: 30, x1: 110, y1: 110, rgb: RED },
-            Rect { x0: 250, y0: 160, x1: 340, y1: 250, rgb: RED },
-            Rect { x0: 200, y0: 30, x1: 260, y1: 90, rgb: BLUE },
+            Rect {
+                x0: 30,
+                y0: 30,
+                x1: 110,
+                y1: 110,
+                rgb: RED,
+            },
+            Rect {
+                x0: 250,
+                y0: 160,
+                x1: 340,
+                y1: 250,
+                rgb: RED,
+            },
+            Rect {
+                x0: 200,
+                y0: 30,
+                x1: 260,
+                y1: 90,
+                rgb: BLUE,
+            },
         ],
         geotransform: Some(UTM_GT),
         epsg: Some(32618),
@@ -67,14 +103,24 @@ fn automatic_finds_each_object_once_and_drops_the_background() {
         features(server.post_form("/segment/automatic", Some(("s.tif", s.geotiff())), &fields))
     };
     let fc = post(&[]);
-    assert_eq!(fc.features.len(), 3, "one feature per object, none for the field: {:?}",
-        fc.features.iter().map(|f| f.properties.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        fc.features.len(),
+        3,
+        "one feature per object, none for the field: {:?}",
+        fc.features
+            .iter()
+            .map(|f| f.properties.clone())
+            .collect::<Vec<_>>()
+    );
     for (i, score) in matches(&s, &s.rects, &fc).into_iter().enumerate() {
         assert!(score >= 0.85, "object {i}: IoU {score}");
     }
     for f in &fc.features {
         let p = f.properties.as_ref().unwrap();
-        assert!(p["score"].as_f64().unwrap() > 0.0 && p["stability"].as_f64().unwrap() > 0.0, "{p:?}");
+        assert!(
+            p["score"].as_f64().unwrap() > 0.0 && p["stability"].as_f64().unwrap() > 0.0,
+            "{p:?}"
+        );
     }
     // Without the foreground filter the field is a feature too.
     let all = post(&[("foreground", "false")]);
@@ -98,7 +144,11 @@ fn automatic_with_crops_finds_each_object_once() {
         // every crop's points off the edges so the test checks NMS, not that artefact.
         &[("points_per_side", "7"), ("crop_n_layers", "1")],
     ));
-    assert_eq!(fc.features.len(), 3, "NMS across crops keeps one mask per object");
+    assert_eq!(
+        fc.features.len(),
+        3,
+        "NMS across crops keeps one mask per object"
+    );
     for score in matches(&s, &s.rects, &fc) {
         assert!(score >= 0.85, "IoU {score}");
     }
@@ -120,7 +170,11 @@ fn automatic_rejects_bad_generator_settings() {
 fn text_prompt_finds_the_red_objects() {
     let server = Server::start();
     let s = two_red_one_blue();
-    let fc = features(server.post_form("/segment/text", Some(("s.tif", s.geotiff())), &[("prompt", "red")]));
+    let fc = features(server.post_form(
+        "/segment/text",
+        Some(("s.tif", s.geotiff())),
+        &[("prompt", "red")],
+    ));
     assert_eq!(fc.features.len(), 2, "two red objects");
     for score in matches(&s, &s.rects[..2], &fc) {
         assert!(score >= 0.85, "IoU {score}");
@@ -130,7 +184,11 @@ fn text_prompt_finds_the_red_objects() {
         assert!((score - 0.9).abs() < 1e-3, "{score}");
     }
     // Nothing matches: 200 with an empty collection (the seed answers 404).
-    let none = features(server.post_form("/segment/text", Some(("s.tif", s.geotiff())), &[("prompt", "purple")]));
+    let none = features(server.post_form(
+        "/segment/text",
+        Some(("s.tif", s.geotiff())),
+        &[("prompt", "purple")],
+    ));
     assert!(none.features.is_empty());
     // The transformers backend name is accepted and runs the same model.
     let again = features(server.post_form(
@@ -155,7 +213,11 @@ fn sam3_automatic_and_exemplar_boxes() {
     let fc = features(server.post_form(
         "/segment/predict",
         Some(("s.tif", s.geotiff())),
-        &[("model_version", "sam3"), ("model_id", "facebook/sam3"), ("boxes", "[[25, 25, 115, 115]]")],
+        &[
+            ("model_version", "sam3"),
+            ("model_id", "facebook/sam3"),
+            ("boxes", "[[25, 25, 115, 115]]"),
+        ],
     ));
     assert_eq!(fc.features.len(), 2);
     for score in matches(&s, &s.rects[..2], &fc) {

@@ -18,18 +18,34 @@ fn health_and_models() {
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
 
     let models: serde_json::Value = server.get("/models").json().unwrap();
-    assert_eq!(models["loaded"], serde_json::json!([]), "a fresh server has nothing loaded");
+    assert_eq!(
+        models["loaded"],
+        serde_json::json!([]),
+        "a fresh server has nothing loaded"
+    );
     for (version, ids) in [
         ("sam", vec!["vit_h", "vit_l", "vit_b"]),
         (
             "sam2",
-            vec!["sam2-hiera-tiny", "sam2-hiera-small", "sam2-hiera-base-plus", "sam2-hiera-large"],
+            vec![
+                "sam2-hiera-tiny",
+                "sam2-hiera-small",
+                "sam2-hiera-base-plus",
+                "sam2-hiera-large",
+            ],
         ),
         ("sam3", vec!["facebook/sam3", "facebook/sam3.1"]),
     ] {
-        assert_eq!(models["models"][version], serde_json::json!(ids), "{version}");
+        assert_eq!(
+            models["models"][version],
+            serde_json::json!(ids),
+            "{version}"
+        );
     }
-    assert!(models["demo"].as_array().unwrap().contains(&serde_json::json!(["sam2", "sam2-hiera-large"])));
+    assert!(models["demo"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!(["sam2", "sam2-hiera-large"])));
 
     let cleared: serde_json::Value = server.delete("/models").json().unwrap();
     assert_eq!(cleared, serde_json::json!({"status": "cleared"}));
@@ -46,7 +62,9 @@ fn validation_answers() {
         assert_eq!(r.status().as_u16(), 422, "{path} without file");
     }
     let file = || Some(("test.tif", tiny_tiff()));
-    let cases: Vec<(&str, Vec<(&str, &str)>, u16, &str)> = vec![
+    // (endpoint, form fields, expected status, expected words in the detail)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("/segment/automatic", vec![("model_version", "invalid")], 400,
          "Invalid model_version 'invalid'. Must be one of: ['sam', 'sam2', 'sam3']"),
         ("/segment/automatic", vec![("model_version", "sam2"), ("model_id", "nonexistent")], 400,
@@ -69,7 +87,10 @@ fn validation_answers() {
     for (path, fields, status, expected) in cases {
         let (got_status, got_detail) = detail(server.post_form(path, file(), &fields));
         assert_eq!(got_status, status, "{path} {fields:?}: {got_detail}");
-        assert!(got_detail.contains(expected), "{path} {fields:?}: {got_detail:?} lacks {expected:?}");
+        assert!(
+            got_detail.contains(expected),
+            "{path} {fields:?}: {got_detail:?} lacks {expected:?}"
+        );
     }
     // Nothing was loaded by any of that: validation comes first.
     let models: serde_json::Value = server.get("/models").json().unwrap();
@@ -82,7 +103,11 @@ fn bad_files_are_400_with_a_reason() {
     let point = [("point_coords", "[[1, 2]]")];
     for (name, bytes, expected) in [
         ("empty.tif", Vec::new(), "empty"),
-        ("text.tif", b"this is not an image at all".to_vec(), "not recognised"),
+        (
+            "text.tif",
+            b"this is not an image at all".to_vec(),
+            "not recognised",
+        ),
         ("truncated.tif", tiny_tiff()[..300].to_vec(), "Cannot read"),
     ] {
         let (status, d) = detail(server.post_form("/segment/predict", Some((name, bytes)), &point));
@@ -91,7 +116,8 @@ fn bad_files_are_400_with_a_reason() {
     }
     if let Some(dir) = common::real_data() {
         let bytes = std::fs::read(dir.join("corrupt.tif")).unwrap();
-        let (status, d) = detail(server.post_form("/segment/predict", Some(("corrupt.tif", bytes)), &point));
+        let (status, d) =
+            detail(server.post_form("/segment/predict", Some(("corrupt.tif", bytes)), &point));
         assert_eq!(status, 400, "{d}");
         assert!(d.contains("Cannot read the pixels"), "{d}");
         // point_crs on an image without a CRS: the seed answers 500, we answer 400.
@@ -99,7 +125,10 @@ fn bad_files_are_400_with_a_reason() {
         let (status, d) = detail(server.post_form(
             "/segment/predict",
             Some(("photo.jpg", jpg)),
-            &[("point_coords", "[[-77.0, 24.0]]"), ("point_crs", "EPSG:4326")],
+            &[
+                ("point_coords", "[[-77.0, 24.0]]"),
+                ("point_crs", "EPSG:4326"),
+            ],
         ));
         assert_eq!(status, 400, "{d}");
         assert!(d.contains("no georeferencing"), "{d}");
@@ -117,10 +146,18 @@ fn size_limits_are_413() {
         &[],
     );
     let big = vec![0u8; 3 * 1024 * 1024];
-    let (status, d) = detail(server.post_form("/segment/predict", Some(("big.tif", big)), &[("point_coords", "[[1,2]]")]));
+    let (status, d) = detail(server.post_form(
+        "/segment/predict",
+        Some(("big.tif", big)),
+        &[("point_coords", "[[1,2]]")],
+    ));
     assert_eq!(status, 413, "{d}");
     // 400×300 = 120000 pixels > 50000, though the file itself is small.
-    let (status, d) = detail(server.post_form("/segment/predict", Some(("scene.tif", tiny_tiff())), &[("point_coords", "[[1,2]]")]));
+    let (status, d) = detail(server.post_form(
+        "/segment/predict",
+        Some(("scene.tif", tiny_tiff())),
+        &[("point_coords", "[[1,2]]")],
+    ));
     assert_eq!(status, 413, "{d}");
     assert!(d.contains("pixels"), "{d}");
 }
@@ -129,8 +166,18 @@ fn size_limits_are_413() {
 fn docs_and_openapi_are_served() {
     let server = Server::start();
     let spec: serde_json::Value = server.get("/openapi.json").json().unwrap();
-    for path in ["/health", "/models", "/segment/predict", "/segment/automatic", "/segment/text", "/plugins"] {
-        assert!(spec["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+    for path in [
+        "/health",
+        "/models",
+        "/segment/predict",
+        "/segment/automatic",
+        "/segment/text",
+        "/plugins",
+    ] {
+        assert!(
+            spec["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
     }
     let docs = server.get("/docs/");
     assert_eq!(docs.status().as_u16(), 200);
@@ -141,18 +188,40 @@ fn docs_and_openapi_are_served() {
 fn api_key_guards_everything_but_health() {
     let server = Server::start_with(
         |c| {
-            c["server"].as_table_mut().unwrap().insert("api_key".into(), "s3cret".into());
+            c["server"]
+                .as_table_mut()
+                .unwrap()
+                .insert("api_key".into(), "s3cret".into());
         },
         &[],
     );
     assert_eq!(server.get("/health").status().as_u16(), 200);
     let (status, _) = detail(server.get("/models"));
     assert_eq!(status, 401);
-    let wrong = server.client.get(server.url("/models")).bearer_auth("nope").send().unwrap();
+    let wrong = server
+        .client
+        .get(server.url("/models"))
+        .bearer_auth("nope")
+        .send()
+        .unwrap();
     assert_eq!(wrong.status().as_u16(), 401);
-    let right = server.client.get(server.url("/models")).bearer_auth("s3cret").send().unwrap();
+    let right = server
+        .client
+        .get(server.url("/models"))
+        .bearer_auth("s3cret")
+        .send()
+        .unwrap();
     assert_eq!(right.status().as_u16(), 200);
-    assert_eq!(server.client.post(server.url("/plugins/reload")).send().unwrap().status().as_u16(), 401);
+    assert_eq!(
+        server
+            .client
+            .post(server.url("/plugins/reload"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
 }
 
 #[test]

@@ -17,7 +17,14 @@ fn build_csv_example() -> PathBuf {
         .unwrap_or_else(|| root.join("target"))
         .join("plugins-examples");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
         .arg(root.join("plugins/examples/csv-formatter/Cargo.toml"))
         .arg("--target-dir")
         .arg(&target)
@@ -52,7 +59,10 @@ fn a_dropped_in_formatter_serves_after_reload() {
     let dir_value = plugin_dir.to_string_lossy().to_string();
     let server = Server::start_with(
         |c| {
-            c["plugins"].as_table_mut().unwrap().insert("directory".into(), dir_value.into());
+            c["plugins"]
+                .as_table_mut()
+                .unwrap()
+                .insert("directory".into(), dir_value.into());
         },
         &[],
     );
@@ -69,23 +79,41 @@ fn a_dropped_in_formatter_serves_after_reload() {
     assert!(d.contains("Invalid output_format 'csv'"), "{d}");
 
     std::fs::copy(&csv, plugin_dir.join("csv.wasm")).unwrap();
-    let reload = server.client.post(server.url("/plugins/reload")).send().unwrap();
+    let reload = server
+        .client
+        .post(server.url("/plugins/reload"))
+        .send()
+        .unwrap();
     assert_eq!(reload.status().as_u16(), 200, "{}", reload.text().unwrap());
     let listed: serde_json::Value = server.get("/plugins").json().unwrap();
     assert!(
-        listed["plugins"].as_array().unwrap().iter().any(|p| p["name"] == "csv" && p["kind"] == "formatter"),
+        listed["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "csv" && p["kind"] == "formatter"),
         "{listed}"
     );
 
     let r = ask();
     assert_eq!(r.status().as_u16(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
     let text = r.text().unwrap();
-    assert!(text.lines().count() >= 2, "a header and one row per mask: {text}");
+    assert!(
+        text.lines().count() >= 2,
+        "a header and one row per mask: {text}"
+    );
 
     // A broken component: reload fails, the previous set stays and keeps serving.
     std::fs::write(plugin_dir.join("geojson.wasm"), b"not a component").unwrap();
-    let reload = server.client.post(server.url("/plugins/reload")).send().unwrap();
+    let reload = server
+        .client
+        .post(server.url("/plugins/reload"))
+        .send()
+        .unwrap();
     assert_eq!(reload.status().as_u16(), 400);
     assert_eq!(ask().status().as_u16(), 200);
     let r = server.post_form(
@@ -93,7 +121,11 @@ fn a_dropped_in_formatter_serves_after_reload() {
         Some(("scene.tif", scene.geotiff())),
         &[("point_coords", "[[200, 150]]")],
     );
-    assert_eq!(r.status().as_u16(), 200, "geojson still served by the old instance");
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "geojson still served by the old instance"
+    );
     let _ = std::fs::remove_dir_all(plugin_dir);
 }
 
@@ -108,7 +140,10 @@ fn a_misbehaving_plugin_is_stopped_and_the_server_keeps_serving() {
             let p = c["plugins"].as_table_mut().unwrap();
             p.insert("directory".into(), dir_value.into());
             p.insert("call_timeout_ms".into(), toml::Value::Integer(1000));
-            p.insert("memory_limit_bytes".into(), toml::Value::Integer(64 * 1024 * 1024));
+            p.insert(
+                "memory_limit_bytes".into(),
+                toml::Value::Integer(64 * 1024 * 1024),
+            );
         },
         &[],
     );

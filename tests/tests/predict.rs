@@ -21,9 +21,27 @@ fn three_squares() -> Scene {
         height: 320,
         background: GREEN,
         rects: vec![
-            Rect { x0: 40, y0: 40, x1: 140, y1: 140, rgb: RED },
-            Rect { x0: 200, y0: 60, x1: 290, y1: 150, rgb: BLUE },
-            Rect { x0: 340, y0: 180, x1: 440, y1: 280, rgb: YELLOW },
+            Rect {
+                x0: 40,
+                y0: 40,
+                x1: 140,
+                y1: 140,
+                rgb: RED,
+            },
+            Rect {
+                x0: 200,
+                y0: 60,
+                x1: 290,
+                y1: 150,
+                rgb: BLUE,
+            },
+            Rect {
+                x0: 340,
+                y0: 180,
+                x1: 440,
+                y1: 280,
+                rgb: YELLOW,
+            },
         ],
         geotransform: Some(UTM_GT),
         epsg: Some(32618),
@@ -32,7 +50,9 @@ fn three_squares() -> Scene {
 
 fn union_of(polys: &[geo::MultiPolygon<f64>]) -> geo::MultiPolygon<f64> {
     use geo::BooleanOps;
-    polys.iter().fold(geo::MultiPolygon(vec![]), |acc, p| acc.union(p))
+    polys
+        .iter()
+        .fold(geo::MultiPolygon(vec![]), |acc, p| acc.union(p))
 }
 
 #[test]
@@ -44,16 +64,27 @@ fn a_click_in_the_square_returns_the_square_for_sam_and_sam2() {
         let fc = geojson(server.post_form(
             "/segment/predict",
             Some(("scene.tif", scene.geotiff())),
-            &[("model_version", version), ("point_coords", "[[200, 150]]"), ("point_labels", "[1]")],
+            &[
+                ("model_version", version),
+                ("point_coords", "[[200, 150]]"),
+                ("point_labels", "[1]"),
+            ],
         ));
         let polys = feature_polygons(&fc);
         assert!(!polys.is_empty(), "{version}: no feature");
         let score = iou(&union_of(&polys), &square);
         assert!(score >= 0.9, "{version}: IoU {score}");
         let props = fc.features[0].properties.as_ref().unwrap();
-        assert!(props["score"].as_f64().unwrap() > 0.0, "{version}: {props:?}");
+        assert!(
+            props["score"].as_f64().unwrap() > 0.0,
+            "{version}: {props:?}"
+        );
         assert_eq!(props["value"], 1);
-        let crs = fc.foreign_members.as_ref().and_then(|m| m.get("crs")).expect("crs member");
+        let crs = fc
+            .foreign_members
+            .as_ref()
+            .and_then(|m| m.get("crs"))
+            .expect("crs member");
         assert!(crs.to_string().contains("32618"), "{crs}");
     }
 }
@@ -68,7 +99,10 @@ fn negative_points_and_boxes() {
     let fc = geojson(server.post_form(
         "/segment/predict",
         Some(("s.tif", bytes.clone())),
-        &[("point_coords", "[[90, 90], [20, 300]]"), ("point_labels", "[1, 0]")],
+        &[
+            ("point_coords", "[[90, 90], [20, 300]]"),
+            ("point_labels", "[1, 0]"),
+        ],
     ));
     assert!(iou(&union_of(&feature_polygons(&fc)), &red) >= 0.9);
     // One box.
@@ -82,7 +116,10 @@ fn negative_points_and_boxes() {
     let fc = geojson(server.post_form(
         "/segment/predict",
         Some(("s.tif", bytes)),
-        &[("boxes", "[[30, 30, 150, 150], [190, 50, 300, 160], [330, 170, 450, 290]]")],
+        &[(
+            "boxes",
+            "[[30, 30, 150, 150], [190, 50, 300, 160], [330, 170, 450, 290]]",
+        )],
     ));
     let mut values: Vec<i64> = fc
         .features
@@ -100,7 +137,10 @@ fn negative_points_and_boxes() {
             .filter(|(f, _)| f.properties.as_ref().unwrap()["value"] == value)
             .map(|(_, p)| p)
             .collect();
-        let score = iou(&union_of(&polys), &geo::MultiPolygon(vec![scene.footprint(rect)]));
+        let score = iou(
+            &union_of(&polys),
+            &geo::MultiPolygon(vec![scene.footprint(rect)]),
+        );
         assert!(score >= 0.9, "box {value}: IoU {score}");
     }
 }
@@ -135,7 +175,12 @@ fn multimask_gives_three_scored_candidates() {
     let r = server.post_form(
         "/segment/predict",
         Some(("scene.tif", scene.geotiff())),
-        &[("point_coords", "[[200, 150]]"), ("multimask_output", "true"), ("output_format", "json"), ("model_version", "sam")],
+        &[
+            ("point_coords", "[[200, 150]]"),
+            ("multimask_output", "true"),
+            ("output_format", "json"),
+            ("model_version", "sam"),
+        ],
     );
     assert_eq!(r.status().as_u16(), 200);
     let body: serde_json::Value = r.json().unwrap();
@@ -154,7 +199,11 @@ fn size_limits_can_empty_the_result() {
     let server = Server::start();
     let scene = Scene::red_square();
     // The square is 100×100 = 10000 pixels.
-    for (field, value, expect_features) in [("min_size", "20000", false), ("max_size", "5000", false), ("min_size", "5000", true)] {
+    for (field, value, expect_features) in [
+        ("min_size", "20000", false),
+        ("max_size", "5000", false),
+        ("min_size", "5000", true),
+    ] {
         let fc = geojson(server.post_form(
             "/segment/predict",
             Some(("scene.tif", scene.geotiff())),
@@ -188,8 +237,14 @@ fn every_output_format() {
     assert_eq!(gt, UTM_GT);
     assert_eq!(ds.spatial_ref().unwrap().auth_code().unwrap(), 32618);
     let band = ds.rasterband(1).unwrap();
-    let data = band.read_as::<u8>((0, 0), (400, 300), (400, 300), None).unwrap();
-    assert_ne!(data.data()[150 * 400 + 200], 0, "centre of the square is labelled");
+    let data = band
+        .read_as::<u8>((0, 0), (400, 300), (400, 300), None)
+        .unwrap();
+    assert_ne!(
+        data.data()[150 * 400 + 200],
+        0,
+        "centre of the square is labelled"
+    );
     assert_eq!(data.data()[10 * 400 + 10], 0, "the field is not");
     assert_eq!(band.no_data_value(), Some(0.0));
     // PNG: decodes to the image size.
@@ -205,7 +260,12 @@ fn every_output_format() {
     let body: serde_json::Value = post("json").json().unwrap();
     assert_eq!(body["image_width"], 400);
     assert_eq!(body["num_detections"], 1);
-    let bbox: Vec<i64> = body["detections"][0]["bbox"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let bbox: Vec<i64> = body["detections"][0]["bbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
     for (got, want) in bbox.iter().zip([150, 100, 250, 200]) {
         assert!((got - want).abs() <= 4, "bbox {bbox:?}");
     }
@@ -232,7 +292,10 @@ fn the_second_request_for_an_image_is_a_cache_hit() {
     let (first, body1) = ask("[[200, 150]]");
     let (second, body2) = ask("[[200, 150]]");
     let (third, _) = ask("[[180, 120]]");
-    assert_eq!((first.as_str(), second.as_str(), third.as_str()), ("miss", "hit", "hit"));
+    assert_eq!(
+        (first.as_str(), second.as_str(), third.as_str()),
+        ("miss", "hit", "hit")
+    );
     assert_eq!(body1, body2, "same image, same prompt, same mask");
     // Clearing drops the embeddings.
     server.delete("/models");
@@ -243,7 +306,10 @@ fn the_second_request_for_an_image_is_a_cache_hit() {
 fn concurrent_requests_for_one_image_encode_it_once() {
     let server = Server::start_with(
         |c| {
-            c["server"].as_table_mut().unwrap().insert("max_concurrent_inferences".into(), toml::Value::Integer(4));
+            c["server"]
+                .as_table_mut()
+                .unwrap()
+                .insert("max_concurrent_inferences".into(), toml::Value::Integer(4));
         },
         &[],
     );
@@ -255,7 +321,11 @@ fn concurrent_requests_for_one_image_encode_it_once() {
                 let server = &server;
                 s.spawn(move || {
                     let point = format!("[[{}, 90]]", 60 + i * 10);
-                    let r = server.post_form("/segment/predict", Some(("s.tif", bytes)), &[("point_coords", point.as_str())]);
+                    let r = server.post_form(
+                        "/segment/predict",
+                        Some(("s.tif", bytes)),
+                        &[("point_coords", point.as_str())],
+                    );
                     assert_eq!(r.status().as_u16(), 200);
                     r.headers()["x-samgeo-cache"].to_str().unwrap().to_string()
                 })
@@ -263,7 +333,11 @@ fn concurrent_requests_for_one_image_encode_it_once() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(caches.iter().filter(|c| *c == "miss").count(), 1, "{caches:?}");
+    assert_eq!(
+        caches.iter().filter(|c| *c == "miss").count(),
+        1,
+        "{caches:?}"
+    );
 }
 
 #[test]

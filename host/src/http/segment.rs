@@ -12,9 +12,9 @@ use super::form::Form;
 use super::response::formatted;
 use crate::config::{default_model_id, model_ids, MODEL_VERSIONS};
 use crate::error::AppError;
-use crate::pipeline::predict::{self, PredictRequest};
 use crate::pipeline::automatic::AutomaticParams;
 use crate::pipeline::automatic_run::{self, AutomaticRequest};
+use crate::pipeline::predict::{self, PredictRequest};
 use crate::pipeline::prompts::Prompts;
 use crate::pipeline::text::{self, TextRequest};
 use crate::pipeline::{Deadline, PipelineOutput, SegmentRequest};
@@ -191,19 +191,24 @@ pub async fn automatic(
     let defaults = AutomaticParams::default();
     let count = |name: &str, default: u32| -> Result<u32, AppError> {
         let v = form.int_or(name, default as i64)?;
-        u32::try_from(v).map_err(|_| AppError::bad_request(format!("{name} must be 0 or more (got {v})")))
+        u32::try_from(v)
+            .map_err(|_| AppError::bad_request(format!("{name} must be 0 or more (got {v})")))
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     let params = AutomaticParams {
         points_per_side: count("points_per_side", defaults.points_per_side)?,
         points_per_batch: count("points_per_batch", defaults.points_per_batch)?,
         pred_iou_thresh: form.float_or("pred_iou_thresh", defaults.pred_iou_thresh as f64)? as f32,
-        stability_score_thresh: form
-            .float_or("stability_score_thresh", defaults.stability_score_thresh as f64)?
-            as f32,
-        stability_score_offset: form
-            .float_or("stability_score_offset", defaults.stability_score_offset as f64)?
-            as f32,
+        stability_score_thresh: form.float_or(
+            "stability_score_thresh",
+            defaults.stability_score_thresh as f64,
+        )? as f32,
+        stability_score_offset: form.float_or(
+            "stability_score_offset",
+            defaults.stability_score_offset as f64,
+        )? as f32,
         box_nms_thresh: form.float_or("box_nms_thresh", defaults.box_nms_thresh as f64)? as f32,
         crop_n_layers: count("crop_n_layers", defaults.crop_n_layers)?,
         crop_nms_thresh: form.float_or("crop_nms_thresh", defaults.crop_nms_thresh as f64)? as f32,
@@ -237,7 +242,10 @@ pub async fn automatic(
         params,
         confidence_threshold: confidence as f32,
     };
-    run_job(&state, deadline, limit, move |state| automatic_run::run(&state, request)).await
+    run_job(&state, deadline, limit, move |state| {
+        automatic_run::run(&state, request)
+    })
+    .await
 }
 
 /// `POST /segment/text`: SAM3 segmentation from a text prompt.
@@ -293,5 +301,8 @@ pub async fn text(
         prompt,
         confidence_threshold: confidence as f32,
     };
-    run_job(&state, deadline, limit, move |state| text::run(&state, request)).await
+    run_job(&state, deadline, limit, move |state| {
+        text::run(&state, request)
+    })
+    .await
 }

@@ -33,8 +33,9 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
         "The request body is {length} bytes; this server accepts at most {limit} (server.max_upload_bytes)"
     ))
     .into_response();
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
     response
 }

@@ -6,8 +6,8 @@ pub mod automatic_run;
 pub mod deadline;
 pub mod predict;
 pub mod prompts;
-pub mod text;
 mod shared;
+pub mod text;
 
 pub use deadline::Deadline;
 pub use shared::{PipelineOutput, SegmentRequest};

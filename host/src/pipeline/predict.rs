@@ -70,7 +70,12 @@ pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutp
             // Boxes are exemplars (find every similar object); a point is a small box.
             let mut exemplars = Vec::new();
             for row in rows.iter().take(1) {
-                exemplars.extend(point_exemplars(&row.points, &row.labels, info.width, info.height));
+                exemplars.extend(point_exemplars(
+                    &row.points,
+                    &row.labels,
+                    info.width,
+                    info.height,
+                ));
             }
             let boxes: Vec<[f64; 4]> = rows.iter().filter_map(|r| r.bbox).collect();
             exemplars.extend(box_exemplars(&boxes, info.width, info.height));
@@ -103,10 +108,17 @@ fn masks_from_decoded(decoded: &[crate::models::DecodedMasks]) -> Vec<crate::mas
             .iter()
             .zip(&row.scores)
             .filter_map(|(logits, &score)| {
-                mask_from_logits(logits, &row.frame, 0, score, MASK_THRESHOLD, STABILITY_OFFSET)
+                mask_from_logits(
+                    logits,
+                    &row.frame,
+                    0,
+                    score,
+                    MASK_THRESHOLD,
+                    STABILITY_OFFSET,
+                )
             })
             .collect();
-        candidates.sort_by(|a, b| b.area.cmp(&a.area));
+        candidates.sort_by_key(|m| std::cmp::Reverse(m.area));
         for mut mask in candidates {
             mask.id = masks.len() as u32 + 1;
             mask.label = mask.id;

@@ -61,8 +61,18 @@ pub fn model_for(
         .models
         .get_or_load(&(version.to_string(), id.to_string()), || {
             let loaded = match version_owned.as_str() {
-                "sam" => LoadedModel::Promptable(models::load(&state.runtime, ModelFamily::Sam, &key, &files)?),
-                "sam2" => LoadedModel::Promptable(models::load(&state.runtime, ModelFamily::Sam2, &key, &files)?),
+                "sam" => LoadedModel::Promptable(models::load(
+                    &state.runtime,
+                    ModelFamily::Sam,
+                    &key,
+                    &files,
+                )?),
+                "sam2" => LoadedModel::Promptable(models::load(
+                    &state.runtime,
+                    ModelFamily::Sam2,
+                    &key,
+                    &files,
+                )?),
                 _ => LoadedModel::Sam3(Arc::new(Sam3::load(&state.runtime, &key, &files)?)),
             };
             Ok(loaded)

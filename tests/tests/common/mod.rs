@@ -16,7 +16,10 @@ use reqwest::blocking::{Client, Response};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The server binary: `SAMGEO_BIN`, else the debug build in the target directory.
@@ -78,7 +81,8 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 pub fn base_config(work: &Path, port: u16) -> toml::Table {
     let root = repo_root();
     let p = |rel: &str| root.join(rel).to_string_lossy().to_string();
-    let ort = std::env::var("ORT_DYLIB_PATH").unwrap_or_else(|_| p(".ort/libonnxruntime.so.1.31.1"));
+    let ort =
+        std::env::var("ORT_DYLIB_PATH").unwrap_or_else(|_| p(".ort/libonnxruntime.so.1.31.1"));
     let text = format!(
         r#"
 [server]
@@ -176,7 +180,10 @@ impl Server {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(60) {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("samgeo-api exited with {status} before serving:\n{}", self.log());
+                panic!(
+                    "samgeo-api exited with {status} before serving:\n{}",
+                    self.log()
+                );
             }
             if let Ok(r) = self.client.get(self.url("/health")).send() {
                 if r.status().is_success() {
@@ -185,7 +192,10 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("samgeo-api did not answer /health within 60 s:\n{}", self.log());
+        panic!(
+            "samgeo-api did not answer /health within 60 s:\n{}",
+            self.log()
+        );
     }
 
     /// The server's log so far.
@@ -210,7 +220,12 @@ impl Server {
     }
 
     /// POSTs a multipart form with `file` (when given) and text fields.
-    pub fn post_form(&self, path: &str, file: Option<(&str, Vec<u8>)>, fields: &[(&str, &str)]) -> Response {
+    pub fn post_form(
+        &self,
+        path: &str,
+        file: Option<(&str, Vec<u8>)>,
+        fields: &[(&str, &str)],
+    ) -> Response {
         let mut form = Form::new();
         if let Some((name, bytes)) = file {
             form = form.part("file", Part::bytes(bytes).file_name(name.to_string()));
@@ -218,7 +233,11 @@ impl Server {
         for (k, v) in fields {
             form = form.text(k.to_string(), v.to_string());
         }
-        self.client.post(self.url(path)).multipart(form).send().unwrap()
+        self.client
+            .post(self.url(path))
+            .multipart(form)
+            .send()
+            .unwrap()
     }
 
     /// The process id (for signals).
@@ -258,6 +277,9 @@ pub fn detail(response: Response) -> (u16, String) {
     let body: serde_json::Value = response.json().unwrap_or(serde_json::Value::Null);
     (
         status,
-        body["detail"].as_str().unwrap_or_else(|| panic!("no string detail in {body}")).to_string(),
+        body["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string detail in {body}"))
+            .to_string(),
     )
 }

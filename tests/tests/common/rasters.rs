@@ -41,7 +41,13 @@ impl Scene {
             width: 400,
             height: 300,
             background: GREEN,
-            rects: vec![Rect { x0: 150, y0: 100, x1: 250, y1: 200, rgb: RED }],
+            rects: vec![Rect {
+                x0: 150,
+                y0: 100,
+                x1: 250,
+                y1: 200,
+                rgb: RED,
+            }],
             geotransform: Some(UTM_GT),
             epsg: Some(32618),
         }
@@ -74,12 +80,14 @@ impl Scene {
             ds.set_geo_transform(&gt).unwrap();
         }
         if let Some(epsg) = self.epsg {
-            ds.set_spatial_ref(&SpatialRef::from_epsg(epsg).unwrap()).unwrap();
+            ds.set_spatial_ref(&SpatialRef::from_epsg(epsg).unwrap())
+                .unwrap();
         }
         for (i, data) in self.bands().into_iter().enumerate() {
             let mut band = ds.rasterband(i + 1).unwrap();
             let mut buffer = Buffer::new((self.width, self.height), data);
-            band.write((0, 0), (self.width, self.height), &mut buffer).unwrap();
+            band.write((0, 0), (self.width, self.height), &mut buffer)
+                .unwrap();
         }
         let name = format!("/vsimem/scene-{}-{:p}.tif", std::process::id(), &ds);
         let gtiff = DriverManager::get_driver_by_name("GTiff").unwrap();
@@ -87,8 +95,7 @@ impl Scene {
             .create_copy(&gtiff, &name, &gdal::cpl::CslStringList::new())
             .unwrap();
         drop(copy);
-        let bytes = gdal::vsi::get_vsi_mem_file_bytes_owned(&name).unwrap();
-        bytes
+        gdal::vsi::get_vsi_mem_file_bytes_owned(&name).unwrap()
     }
 
     /// Map coordinates of pixel corner (x, y).

@@ -30,6 +30,36 @@ fn axis_taps(count: u32, scale: f64, grid: u32) -> Vec<(usize, usize, f32)> {
         .collect()
 }
 
+/// Pixels `start..end` (of a row of the region) all blend grid columns `left` and `right`.
+struct Segment {
+    start: usize,
+    end: usize,
+    left: usize,
+    right: usize,
+}
+
+/// Groups consecutive pixels with the same pair of grid columns.
+fn column_segments(taps: &[(usize, usize, f32)]) -> Vec<Segment> {
+    let mut segments: Vec<Segment> = Vec::new();
+    for (i, &(left, right, _)) in taps.iter().enumerate() {
+        match segments.last_mut() {
+            Some(s) if s.left == left && s.right == right => s.end = i + 1,
+            _ => segments.push(Segment {
+                start: i,
+                end: i + 1,
+                left,
+                right,
+            }),
+        }
+    }
+    segments
+}
+
+/// Rounding allowance when a whole run is decided from its ends.
+fn margin(value: f32) -> f32 {
+    1e-4 * (1.0 + value.abs())
+}
+
 /// Builds the mask where the upsampled logits exceed `threshold`, with the stability score
 /// (pixels above `threshold + offset` over pixels above `threshold - offset`). Returns `None`
 /// when no pixel is set.
@@ -73,6 +103,8 @@ pub fn mask_from_logits(
     let ys = axis_taps(frame.image_height, frame.scale_y, frame.height);
     let (rw, rh) = ((x1 - x0) as usize, (y1 - y0) as usize);
     let high = threshold + stability_offset.abs();
+    // Pixels of the region that blend the same two grid columns, as runs.
+    let segments = column_segments(&xs[x0 as usize..x1 as usize]);
     let mut region = vec![false; rw * rh];
     let mut blended = vec![0f32; gw];
     let (mut above_high, mut above_low) = (0u64, 0u64);
@@ -82,13 +114,27 @@ pub fn mask_from_logits(
         for c in cx0.saturating_sub(1)..(cx1 + 2).min(gw) {
             blended[c] = row_a[c] + (row_b[c] - row_a[c]) * wy;
         }
-        for (rx, px) in out_row.iter_mut().enumerate() {
-            let (l, r, wx) = xs[x0 as usize + rx];
-            let (vl, vr) = (blended[l], blended[r]);
-            let v = vl + (vr - vl) * wx;
-            above_high += (v > high) as u64;
-            above_low += (v > low) as u64;
-            *px = v > threshold;
+        for seg in &segments {
+            let (vl, vr) = (blended[seg.left], blended[seg.right]);
+            let (lo, hi) = (vl.min(vr), vl.max(vr));
+            let pixels = &mut out_row[seg.start..seg.end];
+            // A blend lies between its two ends: whole runs above the high threshold or below
+            // the low one need no per-pixel work (with a margin for rounding).
+            if lo > high + margin(high) {
+                pixels.fill(true);
+                above_high += pixels.len() as u64;
+                above_low += pixels.len() as u64;
+            } else if hi < low - margin(low) {
+                // Unset and uncounted: the region starts all false.
+            } else {
+                for (k, px) in pixels.iter_mut().enumerate() {
+                    let wx = xs[x0 as usize + seg.start + k].2;
+                    let v = vl + (vr - vl) * wx;
+                    above_high += (v > high) as u64;
+                    above_low += (v > low) as u64;
+                    *px = v > threshold;
+                }
+            }
         }
     }
     let stability = if above_low == 0 {
@@ -136,6 +182,38 @@ mod tests {
         let dense = m.to_dense(64, 64);
         assert!(dense[32 * 64 + 32]);
         assert!(!dense[5 * 64 + 5]);
+    }
+
+    /// The per-pixel reference the fast path must equal.
+    fn slow(logits: &[f32], f: &LowResFrame) -> (Vec<bool>, f32) {
+        let xs = axis_taps(f.image_width, f.scale_x, f.width);
+        let ys = axis_taps(f.image_height, f.scale_y, f.height);
+        let gw = f.width as usize;
+        let (mut hi, mut lo) = (0u64, 0u64);
+        let mut out = Vec::new();
+        for &(a, b, wy) in &ys {
+            for &(l, r, wx) in &xs {
+                let vl = logits[a * gw + l] + (logits[b * gw + l] - logits[a * gw + l]) * wy;
+                let vr = logits[a * gw + r] + (logits[b * gw + r] - logits[a * gw + r]) * wy;
+                let v = vl + (vr - vl) * wx;
+                hi += (v > 1.0) as u64;
+                lo += (v > -1.0) as u64;
+                out.push(v > 0.0);
+            }
+        }
+        (out, hi as f32 / lo.max(1) as f32)
+    }
+
+    #[test]
+    fn fast_path_equals_per_pixel_sampling() {
+        let f = frame(123, 77);
+        let logits: Vec<f32> = (0..64)
+            .map(|i| (((i * 37) % 11) as f32 - 5.0) * 1.7 + if i % 9 == 0 { 30.0 } else { 0.0 })
+            .collect();
+        let (dense, stability) = slow(&logits, &f);
+        let m = mask_from_logits(&logits, &f, 1, 0.5, 0.0, 1.0).unwrap();
+        assert_eq!(m.to_dense(123, 77), dense);
+        assert!((m.stability - stability).abs() < 1e-6, "{} vs {stability}", m.stability);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub const MASKS_HEADER: HeaderName = HeaderName::from_static("x-samgeo-masks");
 /// The formatter's bytes with its content type; binary outputs come as attachments.
 pub fn formatted(result: PipelineOutput) -> Response {
     let out = result.output;
+    let stages = &result.stages;
     let content_type = HeaderValue::from_str(&out.content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     let is_json = out.content_type.contains("json");
@@ -33,5 +34,8 @@ pub fn formatted(result: PipelineOutput) -> Response {
         HeaderValue::from_static(if result.cache_hit { "hit" } else { "miss" }),
     );
     headers.insert(MASKS_HEADER, HeaderValue::from(result.mask_count));
+    if let Ok(v) = HeaderValue::from_str(&stages.header_value()) {
+        headers.insert(HeaderName::from_static("server-timing"), v);
+    }
     response
 }

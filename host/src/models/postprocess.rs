@@ -213,7 +213,11 @@ mod tests {
         let (dense, stability) = slow(&logits, &f);
         let m = mask_from_logits(&logits, &f, 1, 0.5, 0.0, 1.0).unwrap();
         assert_eq!(m.to_dense(123, 77), dense);
-        assert!((m.stability - stability).abs() < 1e-6, "{} vs {stability}", m.stability);
+        assert!(
+            (m.stability - stability).abs() < 1e-6,
+            "{} vs {stability}",
+            m.stability
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use super::automatic::{generate, AutomaticParams, CropBox};
 use super::shared::{
     embedding_for, filter_and_format, model_for, open_raster, sha256_hex, PipelineOutput,
-    SegmentRequest,
+    SegmentRequest, Stages,
 };
 use crate::cache::EmbeddingKey;
 use crate::error::AppError;
@@ -28,6 +28,7 @@ pub struct AutomaticRequest {
 
 /// Runs the request (blocking).
 pub fn run(state: &AppState, mut request: AutomaticRequest) -> Result<PipelineOutput, AppError> {
+    let mut stages = Stages::start();
     let config = state.config();
     let deadline = request.common.deadline;
     let bytes = std::mem::take(&mut request.common.bytes);
@@ -41,6 +42,7 @@ pub fn run(state: &AppState, mut request: AutomaticRequest) -> Result<PipelineOu
         &request.common.model_version,
         &request.common.model_id,
     )?;
+    stages.mark("prepare");
     deadline.check()?;
     let (masks, cache_hit) = match model {
         LoadedModel::Sam3(model) => {
@@ -56,6 +58,7 @@ pub fn run(state: &AppState, mut request: AutomaticRequest) -> Result<PipelineOu
             deadline.check()?;
             let text = model.encode_text(SAM3_EVERYTHING)?;
             let masks = model.detect(&embedding, &text, &[], request.confidence_threshold)?;
+            stages.mark("decode");
             (masks, cache_hit)
         }
         LoadedModel::Promptable(model) => {
@@ -124,14 +127,17 @@ pub fn run(state: &AppState, mut request: AutomaticRequest) -> Result<PipelineOu
                 masks = output.masks.len(),
                 "automatic masks generated"
             );
+            stages.mark("generate");
             (output.masks, cache_hit)
         }
     };
     deadline.check()?;
     let (output, mask_count) = filter_and_format(state, &request.common, &info, masks)?;
+    stages.mark("plugins");
     Ok(PipelineOutput {
         output,
         cache_hit,
         mask_count,
+        stages,
     })
 }

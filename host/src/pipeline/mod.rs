@@ -10,4 +10,4 @@ mod shared;
 pub mod text;
 
 pub use deadline::Deadline;
-pub use shared::{PipelineOutput, SegmentRequest};
+pub use shared::{PipelineOutput, SegmentRequest, Stages};

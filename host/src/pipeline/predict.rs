@@ -4,7 +4,7 @@
 use super::prompts::Prompts;
 use super::shared::{
     embedding_for, filter_and_format, model_for, open_raster, sha256_hex, PipelineOutput,
-    SegmentRequest,
+    SegmentRequest, Stages,
 };
 use crate::error::AppError;
 use crate::models::sam3::{box_exemplars, point_exemplars};
@@ -26,6 +26,7 @@ const STABILITY_OFFSET: f32 = 1.0;
 
 /// Runs the request (blocking).
 pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutput, AppError> {
+    let mut stages = Stages::start();
     let config = state.config();
     let deadline = request.common.deadline;
     let bytes = std::mem::take(&mut request.common.bytes);
@@ -40,6 +41,7 @@ pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutp
         &request.common.model_version,
         &request.common.model_id,
     )?;
+    stages.mark("prepare");
     deadline.check()?;
     let (masks, cache_hit) = match model {
         LoadedModel::Promptable(model) => {
@@ -52,9 +54,13 @@ pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutp
                 |rgb, w, h| model.encode(rgb, w, h),
             )?;
             drop(raster);
+            stages.mark("embedding");
             deadline.check()?;
             let decoded = model.decode(&embedding, &rows, request.multimask)?;
-            (masks_from_decoded(&decoded), cache_hit)
+            stages.mark("decode");
+            let masks = masks_from_decoded(&decoded);
+            stages.mark("masks");
+            (masks, cache_hit)
         }
         LoadedModel::Sam3(model) => {
             let (embedding, cache_hit) = embedding_for(
@@ -66,6 +72,7 @@ pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutp
                 |rgb, w, h| model.encode_image(rgb, w, h),
             )?;
             drop(raster);
+            stages.mark("embedding");
             deadline.check()?;
             // Boxes are exemplars (find every similar object); a point is a small box.
             let mut exemplars = Vec::new();
@@ -81,14 +88,17 @@ pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutp
             exemplars.extend(box_exemplars(&boxes, info.width, info.height));
             let text = model.encode_text(SAM3_EXEMPLAR_PROMPT)?;
             let masks = model.detect_exemplars(&embedding, &text, &exemplars, SAM3_CONFIDENCE)?;
+            stages.mark("decode");
             (masks, cache_hit)
         }
     };
     let (output, mask_count) = filter_and_format(state, &request.common, &info, masks)?;
+    stages.mark("plugins");
     Ok(PipelineOutput {
         output,
         cache_hit,
         mask_count,
+        stages,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use super::shared::{
     embedding_for, filter_and_format, model_for, open_raster, sha256_hex, PipelineOutput,
-    SegmentRequest,
+    SegmentRequest, Stages,
 };
 use crate::error::AppError;
 use crate::models::LoadedModel;
@@ -17,6 +17,7 @@ pub struct TextRequest {
 
 /// Runs the request (blocking).
 pub fn run(state: &AppState, mut request: TextRequest) -> Result<PipelineOutput, AppError> {
+    let mut stages = Stages::start();
     let config = state.config();
     let deadline = request.common.deadline;
     let bytes = std::mem::take(&mut request.common.bytes);
@@ -24,6 +25,7 @@ pub fn run(state: &AppState, mut request: TextRequest) -> Result<PipelineOutput,
     let raster = open_raster(&config, bytes)?;
     let info = raster.info().clone();
     request.common.bands.resolve(info.band_count)?;
+    stages.mark("prepare");
     let LoadedModel::Sam3(model) = model_for(
         state,
         &config,
@@ -45,13 +47,17 @@ pub fn run(state: &AppState, mut request: TextRequest) -> Result<PipelineOutput,
         |rgb, w, h| model.encode_image(rgb, w, h),
     )?;
     drop(raster);
+    stages.mark("embedding");
     deadline.check()?;
     let text = model.encode_text(&request.prompt)?;
     let masks = model.detect(&embedding, &text, &[], request.confidence_threshold)?;
+    stages.mark("decode");
     let (output, mask_count) = filter_and_format(state, &request.common, &info, masks)?;
+    stages.mark("plugins");
     Ok(PipelineOutput {
         output,
         cache_hit,
         mask_count,
+        stages,
     })
 }

@@ -6,10 +6,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::automatic::{generate, AutomaticParams, CropBox};
-use super::shared::{
-    embedding_for, filter_and_format, model_for, open_raster, sha256_hex, PipelineOutput,
-    SegmentRequest, Stages,
-};
+use super::shared::{embedding_for, finish, prepare, PipelineOutput, SegmentRequest};
+use super::text::detect_text;
 use crate::cache::EmbeddingKey;
 use crate::error::AppError;
 use crate::models::{Embedding, LoadedModel, ModelError};
@@ -28,39 +26,21 @@ pub struct AutomaticRequest {
 
 /// Runs the request (blocking).
 pub fn run(state: &AppState, mut request: AutomaticRequest) -> Result<PipelineOutput, AppError> {
-    let mut stages = Stages::start();
-    let config = state.config();
+    let prepared = prepare(state, &mut request.common, |_, _| Ok(()))?;
+    let (raster, info, sha256) = (prepared.raster, prepared.info, prepared.sha256);
+    let mut stages = prepared.stages;
     let deadline = request.common.deadline;
-    let bytes = std::mem::take(&mut request.common.bytes);
-    let sha256 = sha256_hex(&bytes);
-    let raster = open_raster(&config, bytes)?;
-    let info = raster.info().clone();
-    request.common.bands.resolve(info.band_count)?;
-    let model = model_for(
-        state,
-        &config,
-        &request.common.model_version,
-        &request.common.model_id,
-    )?;
-    stages.mark("prepare");
-    deadline.check()?;
-    let (masks, cache_hit) = match model {
-        LoadedModel::Sam3(model) => {
-            let (embedding, cache_hit) = embedding_for(
-                state,
-                &request.common,
-                &sha256,
-                &raster,
-                model.input_side(),
-                |rgb, w, h| model.encode_image(rgb, w, h),
-            )?;
-            drop(raster);
-            deadline.check()?;
-            let text = model.encode_text(SAM3_EVERYTHING)?;
-            let masks = model.detect(&embedding, &text, &[], request.confidence_threshold)?;
-            stages.mark("decode");
-            (masks, cache_hit)
-        }
+    let (masks, cache_hit) = match prepared.model {
+        LoadedModel::Sam3(model) => detect_text(
+            state,
+            &request.common,
+            &sha256,
+            raster,
+            &model,
+            SAM3_EVERYTHING,
+            request.confidence_threshold,
+            &mut stages,
+        )?,
         LoadedModel::Promptable(model) => {
             let side = model.input_side();
             let (full, cache_hit) = embedding_for(
@@ -131,13 +111,5 @@ pub fn run(state: &AppState, mut request: AutomaticRequest) -> Result<PipelineOu
             (output.masks, cache_hit)
         }
     };
-    deadline.check()?;
-    let (output, mask_count) = filter_and_format(state, &request.common, &info, masks)?;
-    stages.mark("plugins");
-    Ok(PipelineOutput {
-        output,
-        cache_hit,
-        mask_count,
-        stages,
-    })
+    finish(state, &request.common, &info, masks, cache_hit, stages)
 }

@@ -2,10 +2,7 @@
 //! with `multimask_output`).
 
 use super::prompts::Prompts;
-use super::shared::{
-    embedding_for, filter_and_format, model_for, open_raster, sha256_hex, PipelineOutput,
-    SegmentRequest, Stages,
-};
+use super::shared::{embedding_for, finish, prepare, PipelineOutput, SegmentRequest};
 use crate::error::AppError;
 use crate::models::sam3::{box_exemplars, point_exemplars};
 use crate::models::{mask_from_logits, DecoderPrompt, LoadedModel};
@@ -26,24 +23,19 @@ const STABILITY_OFFSET: f32 = 1.0;
 
 /// Runs the request (blocking).
 pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutput, AppError> {
-    let mut stages = Stages::start();
-    let config = state.config();
+    let (prompts, point_crs) = (&request.prompts, request.point_crs.as_deref());
+    let prepared = prepare(state, &mut request.common, |raster, info| {
+        pixel_prompts(raster, info, prompts, point_crs)
+    })?;
+    let (raster, info, sha256, rows) = (
+        prepared.raster,
+        prepared.info,
+        prepared.sha256,
+        prepared.checked,
+    );
+    let mut stages = prepared.stages;
     let deadline = request.common.deadline;
-    let bytes = std::mem::take(&mut request.common.bytes);
-    let sha256 = sha256_hex(&bytes);
-    let raster = open_raster(&config, bytes)?;
-    let info = raster.info().clone();
-    request.common.bands.resolve(info.band_count)?;
-    let rows = pixel_prompts(&raster, &info, &request)?;
-    let model = model_for(
-        state,
-        &config,
-        &request.common.model_version,
-        &request.common.model_id,
-    )?;
-    stages.mark("prepare");
-    deadline.check()?;
-    let (masks, cache_hit) = match model {
+    let (masks, cache_hit) = match prepared.model {
         LoadedModel::Promptable(model) => {
             let (embedding, cache_hit) = embedding_for(
                 state,
@@ -92,14 +84,7 @@ pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutp
             (masks, cache_hit)
         }
     };
-    let (output, mask_count) = filter_and_format(state, &request.common, &info, masks)?;
-    stages.mark("plugins");
-    Ok(PipelineOutput {
-        output,
-        cache_hit,
-        mask_count,
-        stages,
-    })
+    finish(state, &request.common, &info, masks, cache_hit, stages)
 }
 
 /// The text SAM3 gets when only exemplars are given (as the reference does).
@@ -143,10 +128,9 @@ fn masks_from_decoded(decoded: &[crate::models::DecodedMasks]) -> Vec<crate::mas
 fn pixel_prompts(
     raster: &crate::raster::OpenRaster,
     info: &RasterInfo,
-    request: &PredictRequest,
+    prompts: &Prompts,
+    crs: Option<&str>,
 ) -> Result<Vec<DecoderPrompt>, AppError> {
-    let crs = request.point_crs.as_deref();
-    let prompts = &request.prompts;
     let points = to_pixel_coords(raster.dataset(), &info.georef, &prompts.points, crs)?;
     let (w, h) = (info.width as f64, info.height as f64);
     for (i, (p, given)) in points.iter().zip(&prompts.points).enumerate() {

@@ -119,12 +119,73 @@ pub fn model_for(
 }
 
 /// SHA-256 of the upload, hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// A request whose upload is open (header read), checked, and whose model is at hand.
+pub struct Prepared<T> {
+    pub raster: OpenRaster,
+    pub info: RasterInfo,
+    pub sha256: String,
+    pub model: LoadedModel,
+    /// What the request's own `check` returned.
+    pub checked: T,
+    pub stages: Stages,
+}
+
+/// The steps every endpoint starts with: hash and open the upload, check the bands and the
+/// request's own constraints (`check`, e.g. prompts inside the image) before any model loads,
+/// then get the model.
+pub fn prepare<T>(
+    state: &AppState,
+    common: &mut SegmentRequest,
+    check: impl FnOnce(&OpenRaster, &RasterInfo) -> Result<T, AppError>,
+) -> Result<Prepared<T>, AppError> {
+    let stages = Stages::start();
+    let config = state.config();
+    let bytes = std::mem::take(&mut common.bytes);
+    let sha256 = sha256_hex(&bytes);
+    let raster = open_raster(&config, bytes)?;
+    let info = raster.info().clone();
+    common.bands.resolve(info.band_count)?;
+    let checked = check(&raster, &info)?;
+    let model = model_for(state, &config, &common.model_version, &common.model_id)?;
+    common.deadline.check()?;
+    let mut prepared = Prepared {
+        raster,
+        info,
+        sha256,
+        model,
+        checked,
+        stages,
+    };
+    prepared.stages.mark("prepare");
+    Ok(prepared)
+}
+
+/// The steps every endpoint ends with: filters, formatter, and the response's metadata.
+pub fn finish(
+    state: &AppState,
+    common: &SegmentRequest,
+    info: &RasterInfo,
+    masks: Vec<Mask>,
+    cache_hit: bool,
+    mut stages: Stages,
+) -> Result<PipelineOutput, AppError> {
+    common.deadline.check()?;
+    let (output, mask_count) = filter_and_format(state, common, info, masks)?;
+    stages.mark("plugins");
+    Ok(PipelineOutput {
+        output,
+        cache_hit,
+        mask_count,
+        stages,
+    })
+}
+
 /// Opens the upload with GDAL (header only).
-pub fn open_raster(config: &Config, bytes: Vec<u8>) -> Result<OpenRaster, AppError> {
+fn open_raster(config: &Config, bytes: Vec<u8>) -> Result<OpenRaster, AppError> {
     Ok(OpenRaster::open(
         bytes,
         RasterLimits {
@@ -160,7 +221,7 @@ pub fn embedding_for(
 }
 
 /// Runs the filter chain and the formatter over `masks`.
-pub fn filter_and_format(
+fn filter_and_format(
     state: &AppState,
     request: &SegmentRequest,
     info: &RasterInfo,

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use super::postprocess::LowResFrame;
 use super::preprocess::{longest_side_size, resize_rgb, to_chw_tensor, Normalisation};
 use super::runtime::OnnxRuntime;
-use super::tensors::TensorNames;
+use super::tensors::{run_error as run_err, TensorNames};
 use super::{DecodedMasks, DecoderPrompt, Embedding, ModelError, ModelFamily, PromptableModel};
 use crate::raster::RgbImage;
 
@@ -74,10 +74,6 @@ impl Sam {
     }
 }
 
-fn run_err(e: impl std::fmt::Display) -> ModelError {
-    ModelError::Inference(e.to_string())
-}
-
 impl PromptableModel for Sam {
     fn family(&self) -> ModelFamily {
         ModelFamily::Sam
@@ -105,13 +101,7 @@ impl PromptableModel for Sam {
         let outputs = session
             .run(ort::inputs![input_name => TensorRef::from_array_view(tensor.view()).map_err(run_err)?])
             .map_err(run_err)?;
-        let name = self.names.get("image_embeddings");
-        let embedding = outputs
-            .get(&name)
-            .ok_or_else(|| ModelError::Inference(format!("encoder has no output '{name}'")))?
-            .try_extract_array::<f32>()
-            .map_err(run_err)?
-            .to_owned();
+        let embedding = self.names.output_f32(&outputs, "image_embeddings")?;
         Ok(Embedding {
             tensors: vec![("image_embeddings".into(), embedding)],
             width,
@@ -162,17 +152,8 @@ impl PromptableModel for Sam {
                     self.names.get("orig_im_size") => TensorRef::from_array_view(orig_im_size.view()).map_err(run_err)?,
                 ])
                 .map_err(run_err)?;
-            let get = |name: &str| -> Result<ArrayD<f32>, ModelError> {
-                let n = self.names.get(name);
-                Ok(outputs
-                    .get(&n)
-                    .ok_or_else(|| ModelError::Inference(format!("decoder has no output '{n}'")))?
-                    .try_extract_array::<f32>()
-                    .map_err(run_err)?
-                    .to_owned())
-            };
-            let scores = get("iou_predictions")?;
-            let low_res = get("low_res_masks")?;
+            let scores = self.names.output_f32(&outputs, "iou_predictions")?;
+            let low_res = self.names.output_f32(&outputs, "low_res_masks")?;
             results.push(select_candidates(&low_res, &scores, multimask, frame)?);
         }
         Ok(results)

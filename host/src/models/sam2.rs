@@ -12,7 +12,7 @@ use super::postprocess::LowResFrame;
 use super::preprocess::{resize_rgb, to_chw_tensor, Normalisation};
 use super::runtime::OnnxRuntime;
 use super::sam::{point_arrays, select_candidates};
-use super::tensors::TensorNames;
+use super::tensors::{run_error as run_err, TensorNames};
 use super::{DecodedMasks, DecoderPrompt, Embedding, ModelError, ModelFamily, PromptableModel};
 use crate::raster::RgbImage;
 
@@ -79,10 +79,6 @@ impl Sam2 {
     }
 }
 
-fn run_err(e: impl std::fmt::Display) -> ModelError {
-    ModelError::Inference(e.to_string())
-}
-
 impl PromptableModel for Sam2 {
     fn family(&self) -> ModelFamily {
         ModelFamily::Sam2
@@ -101,13 +97,7 @@ impl PromptableModel for Sam2 {
             .map_err(run_err)?;
         let mut tensors = Vec::with_capacity(3);
         for standard in ENCODER_OUTPUTS {
-            let n = self.names.get(standard);
-            let value = outputs
-                .get(&n)
-                .ok_or_else(|| ModelError::Inference(format!("encoder has no output '{n}'")))?
-                .try_extract_array::<f32>()
-                .map_err(run_err)?
-                .to_owned();
+            let value = self.names.output_f32(&outputs, standard)?;
             tensors.push((standard.to_string(), value));
         }
         Ok(Embedding {
@@ -175,17 +165,8 @@ impl PromptableModel for Sam2 {
                     self.names.get("has_mask_input") => TensorRef::from_array_view(has_mask_input.view()).map_err(run_err)?,
                 ])
                 .map_err(run_err)?;
-            let get = |name: &str| -> Result<ArrayD<f32>, ModelError> {
-                let n = self.names.get(name);
-                Ok(outputs
-                    .get(&n)
-                    .ok_or_else(|| ModelError::Inference(format!("decoder has no output '{n}'")))?
-                    .try_extract_array::<f32>()
-                    .map_err(run_err)?
-                    .to_owned())
-            };
-            let masks = get("masks")?;
-            let scores = get("iou_predictions")?;
+            let masks = self.names.output_f32(&outputs, "masks")?;
+            let scores = self.names.output_f32(&outputs, "iou_predictions")?;
             if masks.shape().first() != Some(&l) || scores.shape().first() != Some(&l) {
                 return Err(ModelError::Inference(format!(
                     "decoder returned masks {:?} and scores {:?} for {l} prompts",

@@ -2,6 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use ndarray::ArrayD;
+use ort::session::SessionOutputs;
+
+use super::ModelError;
+
 /// Maps a standard tensor name to the name in a particular export.
 #[derive(Debug, Clone, Default)]
 pub struct TensorNames {
@@ -23,4 +28,26 @@ impl TensorNames {
             .cloned()
             .unwrap_or_else(|| standard.to_string())
     }
+}
+
+impl TensorNames {
+    /// The f32 output with standard name `standard` of a session run, copied out.
+    pub fn output_f32(
+        &self,
+        outputs: &SessionOutputs<'_>,
+        standard: &str,
+    ) -> Result<ArrayD<f32>, ModelError> {
+        let name = self.get(standard);
+        Ok(outputs
+            .get(&name)
+            .ok_or_else(|| ModelError::Inference(format!("the model has no output '{name}'")))?
+            .try_extract_array::<f32>()
+            .map_err(run_error)?
+            .to_owned())
+    }
+}
+
+/// An ONNX Runtime failure as a model error.
+pub fn run_error(e: impl std::fmt::Display) -> ModelError {
+    ModelError::Inference(e.to_string())
 }

@@ -171,3 +171,42 @@ fn a_misbehaving_plugin_is_stopped_and_the_server_keeps_serving() {
     assert_eq!(server.get("/health").status().as_u16(), 200);
     let _ = std::fs::remove_dir_all(plugin_dir);
 }
+
+#[test]
+fn with_reload_a_new_component_is_picked_up_without_a_request() {
+    let csv = build_csv_example();
+    let plugin_dir = common::temp_dir("plugins-watch");
+    copy_dir(&common::plugin_dir(), &plugin_dir);
+    let dir_value = plugin_dir.to_string_lossy().to_string();
+    let server = Server::start_with(
+        |c| {
+            c["plugins"]
+                .as_table_mut()
+                .unwrap()
+                .insert("directory".into(), dir_value.into());
+        },
+        &["--reload"],
+    );
+    std::fs::copy(&csv, plugin_dir.join("csv.wasm")).unwrap();
+    let start = std::time::Instant::now();
+    let mut seen = false;
+    while start.elapsed() < std::time::Duration::from_secs(30) {
+        let listed: serde_json::Value = server.get("/plugins").json().unwrap();
+        if listed["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "csv")
+        {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        seen,
+        "csv formatter not loaded by --reload:\n{}",
+        server.log()
+    );
+    let _ = std::fs::remove_dir_all(plugin_dir);
+}

@@ -74,7 +74,7 @@ fn raster_bytes<T: GdalType + Copy>(
     options: &[&str],
 ) -> Vec<u8> {
     let mem = DriverManager::get_driver_by_name("MEM").unwrap();
-    let mut ds = mem
+    let ds = mem
         .create_with_band_type::<T, _>("", size.0, size.1, bands)
         .unwrap();
     for i in 1..=bands {
@@ -386,4 +386,77 @@ fn every_bad_input_gets_a_clear_4xx() {
     let health = server.get("/health");
     assert_eq!(health.status().as_u16(), 200, "the server stopped answering /health");
     assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+}
+
+/// `point_crs` is a CRS definition, never a file to read or a URL to fetch: GDAL's
+/// `SetFromUserInput` would otherwise open paths (and `/vsicurl/` URLs) and fetch `http://`
+/// definitions, a server-side request forgery. A loopback listener checks that nothing connects;
+/// a WKT file on disk checks that nothing is read.
+#[test]
+fn point_crs_never_reads_files_or_fetches_urls() {
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    let server = Server::start();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let wkt_file = common::temp_dir("crs-file").join("utm.wkt");
+    let wkt = gdal::spatial_ref::SpatialRef::from_epsg(32618).unwrap().to_wkt().unwrap();
+    std::fs::write(&wkt_file, wkt).unwrap();
+    let scene = Scene::red_square();
+    let (x, y) = scene.to_map(200.0, 150.0);
+    let point = format!("[[{x}, {y}]]");
+    let definitions = [
+        format!("http://127.0.0.1:{port}/crs.wkt"),
+        format!("https://127.0.0.1:{port}/crs.wkt"),
+        format!("/vsicurl/http://127.0.0.1:{port}/crs.wkt"),
+        format!("/vsicurl_streaming/http://127.0.0.1:{port}/crs.wkt"),
+        wkt_file.display().to_string(),
+        format!("/vsigzip/{}", wkt_file.display()),
+        "/proc/self/environ".to_string(),
+        format!("DICT:{},32618", wkt_file.display()),
+    ];
+    let mut failures = Vec::new();
+    // A short client timeout: a server that waits on the URL fails this test quickly.
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap();
+    for definition in &definitions {
+        let form = Form::new()
+            .part("file", Part::bytes(scene.geotiff()).file_name("scene.tif"))
+            .text("point_coords", point.clone())
+            .text("point_crs", definition.clone());
+        let r = match client.post(server.url(PREDICT)).multipart(form).send() {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(format!("{definition}: no answer: {e}"));
+                continue;
+            }
+        };
+        let (status, d) = common::detail(r);
+        eprintln!("| point_crs {definition} | {status} | {d} |");
+        if status != 400 || !d.contains("Invalid point_crs") {
+            failures.push(format!("{definition}: {status} {d}"));
+        }
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut buf = [0u8; 512];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            failures.push(format!(
+                "{definition}: the server connected out: {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            ));
+        }
+    }
+    // The same WKT given inline works: the refusal is about where it comes from.
+    let inline = std::fs::read_to_string(&wkt_file).unwrap();
+    let r = server.post_form(
+        PREDICT,
+        Some(("scene.tif", scene.geotiff())),
+        &[("point_coords", &point), ("point_crs", &inline)],
+    );
+    assert_eq!(r.status().as_u16(), 200, "inline WKT: {}", r.text().unwrap());
+    let _ = std::fs::remove_dir_all(wkt_file.parent().unwrap());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

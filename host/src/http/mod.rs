@@ -57,7 +57,10 @@ async fn not_found() -> crate::error::AppError {
 
 /// Known path, wrong method: 405 `{"detail": "Method Not Allowed"}`, as the seed answers.
 async fn method_not_allowed() -> crate::error::AppError {
-    crate::error::AppError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+    crate::error::AppError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "Method Not Allowed",
+    )
 }
 
 /// CORS for the configured origins; none configured → no CORS headers at all.

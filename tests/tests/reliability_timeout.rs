@@ -1,0 +1,90 @@
+//! Reliability: a request past `server.request_timeout_secs` gets 504 naming the limit, soon
+//! after the limit, and its inference slot is released (the work itself stops at the next
+//! pipeline stage): with one slot, a quick predict right after succeeds, and the server's CPU
+//! goes quiet instead of finishing the abandoned work.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::rasters::{Rect, Scene, BLUE, GREEN, RED, YELLOW};
+use common::{detail, Server};
+
+/// 1024×1024 with a few objects: real work for automatic mask generation.
+fn big_scene() -> Scene {
+    Scene {
+        width: 1024,
+        height: 1024,
+        background: GREEN,
+        rects: vec![
+            Rect { x0: 100, y0: 100, x1: 400, y1: 300, rgb: RED },
+            Rect { x0: 600, y0: 150, x1: 900, y1: 500, rgb: BLUE },
+            Rect { x0: 200, y0: 600, x1: 500, y1: 950, rgb: YELLOW },
+        ],
+        geotransform: Some(common::rasters::UTM_GT),
+        epsg: Some(32618),
+    }
+}
+
+/// CPU time (user + system) of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name in parentheses; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn past_the_time_limit_is_504_and_the_slot_is_released() {
+    let server = Server::start_with(
+        |c| {
+            let s = c["server"].as_table_mut().unwrap();
+            s.insert("request_timeout_secs".into(), toml::Value::Integer(1));
+            s.insert("max_concurrent_inferences".into(), toml::Value::Integer(1));
+            s.insert("max_queued_requests".into(), toml::Value::Integer(0));
+        },
+        &["--preload", "sam:vit_h", "--preload", "sam2:sam2-hiera-large"],
+    );
+    let bytes = big_scene().geotiff();
+
+    // 64×64 = 4096 prompts through the decoder, 64 at a time: many seconds of work.
+    let started = Instant::now();
+    let r = server.post_form(
+        "/segment/automatic",
+        Some(("big.tif", bytes.clone())),
+        &[("model_version", "sam"), ("points_per_side", "64")],
+    );
+    let took = started.elapsed();
+    let (status, d) = detail(r);
+    eprintln!("slow automatic: {status} after {took:?}: {d}");
+    assert_eq!(status, 504, "{d}");
+    assert!(d.contains("limit of 1 s"), "the detail names the limit: {d}");
+    assert!(took < Duration::from_secs(3), "504 came {took:?} after a 1 s limit");
+
+    // The only slot is free again (no queue: a held slot would answer 503 at once).
+    let started = Instant::now();
+    let r = server.post_form(
+        "/segment/predict",
+        Some(("small.tif", Scene::red_square().geotiff())),
+        &[("point_coords", "[[200, 150]]")],
+    );
+    let quick = started.elapsed();
+    let status = r.status().as_u16();
+    eprintln!("quick predict after the 504: {status} in {quick:?}");
+    assert_eq!(status, 200, "{}", r.text().unwrap_or_default());
+    assert!(quick < Duration::from_secs(5), "quick predict took {quick:?}");
+
+    // The abandoned generation stopped (within the decoder batch it was in, which the sleep
+    // covers): over the next 2 s the server is close to idle. Without the per-batch deadline
+    // check it keeps one core busy (~100%) for many seconds.
+    std::thread::sleep(Duration::from_millis(1500));
+    let ticks_per_sec = 100.0; // Linux USER_HZ
+    let before = cpu_ticks(server.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let busy = (cpu_ticks(server.pid()) - before) as f64 / ticks_per_sec / 2.0;
+    eprintln!("server CPU after the 504: {:.0}% of one core", busy * 100.0);
+    assert!(busy < 0.2, "the timed-out work kept running: {:.0}% CPU", busy * 100.0);
+
+    assert_eq!(server.get("/health").status().as_u16(), 200);
+}

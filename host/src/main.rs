@@ -21,7 +21,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(samgeo_host::server::run(cli)) {
+    let result = runtime.block_on(samgeo_host::server::run(cli));
+    // Work still running on the blocking pool past the shutdown grace period (an inference)
+    // must not keep the process alive: dropping the runtime would wait for it.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("samgeo-api: {e:#}");

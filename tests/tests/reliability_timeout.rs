@@ -98,3 +98,46 @@ fn past_the_time_limit_is_504_and_the_slot_is_released() {
 
     assert_eq!(server.get("/health").status().as_u16(), 200);
 }
+
+/// A client that starts an upload and stalls gets 408 with a detail once the time limit has
+/// passed, instead of holding its connection (and the part of the body it sent) forever.
+#[test]
+fn a_stalled_upload_is_cut_off_at_the_time_limit() {
+    use std::io::{Read, Write};
+    let server = Server::start_with(
+        |c| {
+            let s = c["server"].as_table_mut().unwrap();
+            s.insert("request_timeout_secs".into(), toml::Value::Integer(2));
+        },
+        &[],
+    );
+    let address = server.base.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    let head = "POST /segment/predict HTTP/1.1\r\nHost: localhost\r\n\
+                Content-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n\
+                --B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.tif\"\r\n\r\nII*\0";
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                    break;
+                }
+            }
+            Err(e) => panic!("no answer {:?} after the upload stalled: {e}", started.elapsed()),
+        }
+    }
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&answer).to_string();
+    eprintln!("stalled upload answered after {took:?}:\n{text}");
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"detail\"") && text.contains("2 s"), "{text}");
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    assert_eq!(server.get("/health").status().as_u16(), 200);
+}

@@ -30,6 +30,8 @@ pub fn router(state: AppState) -> Router {
         .route("/segment/automatic", post(segment::automatic))
         .route("/segment/text", post(segment::text))
         .merge(openapi::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
@@ -46,6 +48,19 @@ pub fn router(state: AppState) -> Router {
         app = app.layer(cors);
     }
     app
+}
+
+/// Unknown path: 404 `{"detail": "Not Found"}`, as the seed (FastAPI) answers.
+async fn not_found() -> crate::error::AppError {
+    crate::error::AppError::new(axum::http::StatusCode::NOT_FOUND, "Not Found")
+}
+
+/// Known path, wrong method: 405 `{"detail": "Method Not Allowed"}`, as the seed answers.
+async fn method_not_allowed() -> crate::error::AppError {
+    crate::error::AppError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "Method Not Allowed",
+    )
 }
 
 /// CORS for the configured origins; none configured → no CORS headers at all.

@@ -27,10 +27,25 @@ fn py_list(items: &[&str]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-/// Reads the multipart body; a request that is not multipart lacks the file → 422.
-async fn read_form(multipart: Result<Multipart, MultipartRejection>) -> Result<Form, AppError> {
+/// Reads the multipart body; a request that is not multipart lacks the file → 422. A body not
+/// received within the time limit → 408 (a stalled client would otherwise hold its connection
+/// and what it sent forever).
+async fn read_form(
+    multipart: Result<Multipart, MultipartRejection>,
+    limit: Duration,
+) -> Result<Form, AppError> {
     match multipart {
-        Ok(m) => Form::read(m).await,
+        Ok(m) => tokio::time::timeout(limit, Form::read(m))
+            .await
+            .unwrap_or_else(|_| {
+                Err(AppError::new(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "The request body was not received within the server's limit of {} s",
+                        limit.as_secs_f64()
+                    ),
+                ))
+            }),
         Err(_) => Err(AppError::unprocessable(
             "Field required: file (send a multipart/form-data body with the image as 'file')",
         )),
@@ -132,7 +147,7 @@ pub async fn predict(
     let config = state.config();
     let limit = Duration::from_secs(config.server.request_timeout_secs);
     let deadline = Deadline::after(limit);
-    let mut form = read_form(multipart).await?;
+    let mut form = read_form(multipart, limit).await?;
     let file = form.take_file()?;
     let (model_version, model_id) = model_choice(&form)?;
     let output_format = output_format(&state, &form)?;
@@ -181,7 +196,7 @@ pub async fn automatic(
     let config = state.config();
     let limit = Duration::from_secs(config.server.request_timeout_secs);
     let deadline = Deadline::after(limit);
-    let mut form = read_form(multipart).await?;
+    let mut form = read_form(multipart, limit).await?;
     let file = form.take_file()?;
     let (model_version, model_id) = model_choice(&form)?;
     let output_format = output_format(&state, &form)?;
@@ -260,7 +275,7 @@ pub async fn text(
     let config = state.config();
     let limit = Duration::from_secs(config.server.request_timeout_secs);
     let deadline = Deadline::after(limit);
-    let mut form = read_form(multipart).await?;
+    let mut form = read_form(multipart, limit).await?;
     let file = form.take_file()?;
     let prompt = form.required_text("prompt")?.trim().to_string();
     let model_id = match form.text("model_id") {

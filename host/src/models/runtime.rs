@@ -35,6 +35,10 @@ impl OnnxRuntime {
         let environment = ort::init_from(&path)
             .map_err(|e| anyhow::anyhow!("cannot load ONNX Runtime from {}: {e}", path.display()))?
             .with_name("samgeo")
+            // Microsoft's builds collect telemetry by default (and keep a device id and an event
+            // store under $HOME/.cache): the server sends nothing anywhere and writes nothing
+            // outside server.cache_dir.
+            .with_telemetry(false)
             .build()
             .map_err(|e| anyhow::anyhow!("cannot start ONNX Runtime: {e}"))?;
         tracing::info!(library = %path.display(), "ONNX Runtime loaded");

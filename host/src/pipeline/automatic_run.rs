@@ -10,7 +10,11 @@ use super::shared::{embedding_for, finish, prepare, PipelineOutput, SegmentReque
 use super::text::detect_text;
 use crate::cache::EmbeddingKey;
 use crate::error::AppError;
-use crate::models::{Embedding, LoadedModel, ModelError};
+use crate::models::{
+    DecodedMasks, DecoderPrompt, Embedding, LoadedModel, ModelError, ModelFamily, PromptableModel,
+};
+use crate::pipeline::Deadline;
+use crate::raster::RgbImage;
 use crate::state::AppState;
 
 /// The text prompt SAM3's automatic mode uses (as the seed does).
@@ -88,8 +92,13 @@ pub fn run(state: &AppState, mut request: AutomaticRequest) -> Result<PipelineOu
                     ModelError::Inference(message)
                 })
             };
+            let checked = WithDeadline {
+                model: model.as_ref(),
+                deadline,
+                failure: &failure,
+            };
             let output = generate(
-                model.as_ref(),
+                &checked,
                 info.width,
                 info.height,
                 &embed_crop,
@@ -112,4 +121,42 @@ pub fn run(state: &AppState, mut request: AutomaticRequest) -> Result<PipelineOu
         }
     };
     finish(state, &request.common, &info, masks, cache_hit, stages)
+}
+
+/// The model, with the request's deadline checked before every decoder batch: a generation
+/// past the time limit stops within one batch, instead of running to its end after the 504 was
+/// sent and its inference slot given to the next request. The 504 reaches the client through
+/// `failure`.
+struct WithDeadline<'a> {
+    model: &'a dyn PromptableModel,
+    deadline: Deadline,
+    failure: &'a Mutex<Option<AppError>>,
+}
+
+impl PromptableModel for WithDeadline<'_> {
+    fn family(&self) -> ModelFamily {
+        self.model.family()
+    }
+
+    fn input_side(&self) -> u32 {
+        self.model.input_side()
+    }
+
+    fn encode(&self, image: &RgbImage, width: u32, height: u32) -> Result<Embedding, ModelError> {
+        self.model.encode(image, width, height)
+    }
+
+    fn decode(
+        &self,
+        embedding: &Embedding,
+        prompts: &[DecoderPrompt],
+        multimask: bool,
+    ) -> Result<Vec<DecodedMasks>, ModelError> {
+        if let Err(e) = self.deadline.check() {
+            let message = e.detail.clone();
+            self.failure.lock().get_or_insert(e);
+            return Err(ModelError::Inference(message));
+        }
+        self.model.decode(embedding, prompts, multimask)
+    }
 }

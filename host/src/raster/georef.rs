@@ -49,6 +49,11 @@ pub fn parse_crs(definition: &str) -> Result<SpatialRef, RasterError> {
     if trimmed.is_empty() {
         return Err(RasterError::Invalid("point_crs is empty".into()));
     }
+    if let Some(why) = not_inline(trimmed) {
+        return Err(RasterError::Invalid(format!(
+            "Invalid point_crs '{trimmed}': {why}; give the CRS itself (e.g. \"EPSG:4326\", WKT or a PROJ string)"
+        )));
+    }
     let mut srs = SpatialRef::from_definition(trimmed).map_err(|_| {
         RasterError::Invalid(format!(
             "Invalid point_crs '{trimmed}': not a CRS GDAL understands (e.g. \"EPSG:4326\", WKT or a PROJ string)"
@@ -56,6 +61,52 @@ pub fn parse_crs(definition: &str) -> Result<SpatialRef, RasterError> {
     })?;
     srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
     Ok(srs)
+}
+
+/// Why a client's CRS definition is not accepted as text: GDAL's `SetFromUserInput` also opens
+/// files (any path, `/vsicurl/` URLs) and fetches `http://` definitions, which would let a request
+/// read server files or make the server connect anywhere (and block until it answers).
+/// Inline WKT, PROJJSON and PROJ strings, authority codes, OGC CRS URLs and names pass.
+fn not_inline(definition: &str) -> Option<&'static str> {
+    let lower = definition.to_ascii_lowercase();
+    let keyword_len = definition
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(definition.len());
+    let is_wkt = keyword_len > 0
+        && definition[keyword_len..]
+            .trim_start()
+            .starts_with(['[', '(']);
+    if definition.starts_with('{') || is_wkt {
+        return None;
+    }
+    if lower.contains("+proj") || lower.contains("+init") {
+        // PROJ reads `+init=FILE:ID` from any path it is given.
+        let init_path = lower
+            .split_whitespace()
+            .filter_map(|t| t.strip_prefix("+init="))
+            .any(|v| v.contains('/') || v.contains('\\'));
+        return init_path.then_some("+init must name a PROJ init file, not a path");
+    }
+    const OGC_URLS: [&str; 5] = [
+        "http://opengis.net/def/crs",
+        "https://opengis.net/def/crs",
+        "http://www.opengis.net/def/crs",
+        "https://www.opengis.net/def/crs",
+        "www.opengis.net/def/crs",
+    ];
+    if OGC_URLS.iter().any(|u| lower.starts_with(u)) {
+        return None;
+    }
+    if lower.contains("://") {
+        return Some("URLs are not fetched");
+    }
+    if lower.contains("/vsi")
+        || lower.starts_with("dict:")
+        || std::path::Path::new(definition).exists()
+    {
+        return Some("files are not read");
+    }
+    None
 }
 
 /// Turns `points` given in `point_crs` into fractional pixel coordinates (column, row) of the
@@ -104,4 +155,46 @@ pub fn to_pixel_coords(
             [col, row]
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn point_crs_is_text_never_a_file_or_url() {
+        for refused in [
+            "http://127.0.0.1:9/crs.wkt",
+            "https://example.com/crs",
+            "/vsicurl/http://127.0.0.1:9/x",
+            "/vsimem/samgeo/upload-1-1",
+            "/etc/hostname",
+            "/proc/self/environ",
+            "DICT:/etc/hostname,1",
+            "+init=/dev/zero:1",
+        ] {
+            let e = parse_crs(refused).unwrap_err();
+            assert!(
+                e.to_string().contains("Invalid point_crs"),
+                "{refused}: {e}"
+            );
+        }
+        for accepted in [
+            "EPSG:4326",
+            "urn:ogc:def:crs:EPSG::32618",
+            "http://www.opengis.net/def/crs/EPSG/0/4326",
+            "+proj=longlat +datum=WGS84 +no_defs",
+            "WGS84",
+        ] {
+            assert!(parse_crs(accepted).is_ok(), "{accepted}");
+        }
+        let wkt = SpatialRef::from_epsg(32618).unwrap().to_wkt().unwrap();
+        assert!(parse_crs(&wkt).is_ok());
+        let projjson = SpatialRef::from_epsg(4326).unwrap().to_projjson().unwrap();
+        assert!(
+            projjson.contains("https://"),
+            "PROJJSON names its schema URL"
+        );
+        assert!(parse_crs(&projjson).is_ok());
+    }
 }

@@ -25,7 +25,10 @@ enum Body {
         fields: Vec<(String, String)>,
     },
     /// A raw body with a content type.
-    Raw { content_type: &'static str, body: Vec<u8> },
+    Raw {
+        content_type: &'static str,
+        body: Vec<u8>,
+    },
     /// A GET without a body.
     Get,
 }
@@ -83,7 +86,12 @@ fn raster_bytes<T: GdalType + Copy>(
         let mut buffer = Buffer::new(size, vec![fill; size.0 * size.1]);
         band.write((0, 0), size, &mut buffer).unwrap();
     }
-    let name = format!("/vsimem/reliability-{}-{format}-{}x{}x{bands}", std::process::id(), size.0, size.1);
+    let name = format!(
+        "/vsimem/reliability-{}-{format}-{}x{}x{bands}",
+        std::process::id(),
+        size.0,
+        size.1
+    );
     let driver = DriverManager::get_driver_by_name(format).unwrap();
     let opts: RasterCreationOptions = options.iter().copied().collect();
     drop(ds.create_copy(&driver, &name, &opts).unwrap());
@@ -112,7 +120,11 @@ fn decompression_bomb() -> Vec<u8> {
         .unwrap();
     drop(ds);
     let bytes = gdal::vsi::get_vsi_mem_file_bytes_owned(&name).unwrap();
-    assert!(bytes.len() < 64 * 1024, "the bomb should be small: {} bytes", bytes.len());
+    assert!(
+        bytes.len() < 64 * 1024,
+        "the bomb should be small: {} bytes",
+        bytes.len()
+    );
     bytes
 }
 
@@ -197,30 +209,199 @@ fn generated_file_cases() -> Vec<Case> {
     let scene = Scene::red_square().geotiff();
     let click = [("point_coords", "[[0, 0]]")];
     let mut cases = vec![
-        case("truncated TIFF (first 300 bytes)", PREDICT, Some(("t.tif", scene[..300].to_vec())), &click, 400, "Cannot read"),
-        case("TIFF cut in the pixel data", PREDICT, Some(("t.tif", scene[..scene.len() / 2].to_vec())), &click, 400, "Cannot read"),
-        case("zero-byte file", PREDICT, Some(("empty.tif", Vec::new())), &click, 400, "empty"),
-        case("text file named .tif", PREDICT, Some(("notes.tif", b"just some words\n".repeat(20))), &click, 400, "not recognised"),
-        case("TIFF magic then garbage", PREDICT, Some(("magic.tif", [b"II*\0".as_slice(), &[0xff; 60]].concat())), &click, 400, "Cannot read"),
-        case("HTML named .png", PREDICT, Some(("page.png", b"<html><body>hi</body></html>".to_vec())), &click, 400, "Cannot read"),
-        case("decompression bomb: header says 100000x100000", PREDICT, Some(("bomb.tif", decompression_bomb())), &click, 413, "100000×100000"),
-        case("PNG 16-bit grey", PREDICT, Some(("grey16.png", raster_bytes::<u16>("PNG", (64, 48), 1, 40000, None, &[]))), &click, 200, ""),
-        case("JPEG CMYK (4 bands)", PREDICT, Some(("cmyk.jpg", raster_bytes::<u8>("JPEG", (64, 48), 4, 90, None, &[]))), &click, 200, ""),
-        case("JPEG content named .tif", PREDICT, Some(("photo.tif", raster_bytes::<u8>("JPEG", (64, 48), 3, 120, None, &[]))), &click, 200, ""),
-        case("float32, every pixel NaN", PREDICT, Some(("nan.tif", raster_bytes::<f32>("GTiff", (64, 48), 1, f32::NAN, None, &[]))), &click, 200, ""),
-        case("float64, every pixel +inf", PREDICT, Some(("inf.tif", raster_bytes::<f64>("GTiff", (64, 48), 3, f64::INFINITY, None, &[]))), &click, 200, ""),
-        case("byte, every pixel nodata", PREDICT, Some(("nodata.tif", raster_bytes::<u8>("GTiff", (64, 48), 3, 0, Some(0.0), &[]))), &click, 200, ""),
-        case("int16, every pixel nodata", PREDICT, Some(("nodata16.tif", raster_bytes::<i16>("GTiff", (64, 48), 1, -9999, Some(-9999.0), &[]))), &click, 200, ""),
-        case("1x1 image", PREDICT, Some(("one.tif", raster_bytes::<u8>("GTiff", (1, 1), 3, 200, None, &[]))), &[("point_coords", "[[0.5, 0.5]]")], 200, ""),
-        case("1x4000 strip", PREDICT, Some(("strip.tif", raster_bytes::<u8>("GTiff", (1, 4000), 1, 50, None, &[]))), &[("point_coords", "[[0.5, 2000]]")], 200, ""),
-        case("5 bands, bands=5,4,3", PREDICT, Some(("five.tif", raster_bytes::<u8>("GTiff", (32, 32), 5, 10, None, &[]))), &[("point_coords", "[[16, 16]]"), ("bands", "5,4,3")], 200, ""),
-        case("200 bands uint16 (defaults to 1,2,3)", PREDICT, Some(("many.tif", raster_bytes::<u16>("GTiff", (16, 16), 200, 7, None, &[]))), &[("point_coords", "[[8, 8]]")], 200, ""),
+        case(
+            "truncated TIFF (first 300 bytes)",
+            PREDICT,
+            Some(("t.tif", scene[..300].to_vec())),
+            &click,
+            400,
+            "Cannot read",
+        ),
+        case(
+            "TIFF cut in the pixel data",
+            PREDICT,
+            Some(("t.tif", scene[..scene.len() / 2].to_vec())),
+            &click,
+            400,
+            "Cannot read",
+        ),
+        case(
+            "zero-byte file",
+            PREDICT,
+            Some(("empty.tif", Vec::new())),
+            &click,
+            400,
+            "empty",
+        ),
+        case(
+            "text file named .tif",
+            PREDICT,
+            Some(("notes.tif", b"just some words\n".repeat(20))),
+            &click,
+            400,
+            "not recognised",
+        ),
+        case(
+            "TIFF magic then garbage",
+            PREDICT,
+            Some(("magic.tif", [b"II*\0".as_slice(), &[0xff; 60]].concat())),
+            &click,
+            400,
+            "Cannot read",
+        ),
+        case(
+            "HTML named .png",
+            PREDICT,
+            Some(("page.png", b"<html><body>hi</body></html>".to_vec())),
+            &click,
+            400,
+            "Cannot read",
+        ),
+        case(
+            "decompression bomb: header says 100000x100000",
+            PREDICT,
+            Some(("bomb.tif", decompression_bomb())),
+            &click,
+            413,
+            "100000×100000",
+        ),
+        case(
+            "PNG 16-bit grey",
+            PREDICT,
+            Some((
+                "grey16.png",
+                raster_bytes::<u16>("PNG", (64, 48), 1, 40000, None, &[]),
+            )),
+            &click,
+            200,
+            "",
+        ),
+        case(
+            "JPEG CMYK (4 bands)",
+            PREDICT,
+            Some((
+                "cmyk.jpg",
+                raster_bytes::<u8>("JPEG", (64, 48), 4, 90, None, &[]),
+            )),
+            &click,
+            200,
+            "",
+        ),
+        case(
+            "JPEG content named .tif",
+            PREDICT,
+            Some((
+                "photo.tif",
+                raster_bytes::<u8>("JPEG", (64, 48), 3, 120, None, &[]),
+            )),
+            &click,
+            200,
+            "",
+        ),
+        case(
+            "float32, every pixel NaN",
+            PREDICT,
+            Some((
+                "nan.tif",
+                raster_bytes::<f32>("GTiff", (64, 48), 1, f32::NAN, None, &[]),
+            )),
+            &click,
+            200,
+            "",
+        ),
+        case(
+            "float64, every pixel +inf",
+            PREDICT,
+            Some((
+                "inf.tif",
+                raster_bytes::<f64>("GTiff", (64, 48), 3, f64::INFINITY, None, &[]),
+            )),
+            &click,
+            200,
+            "",
+        ),
+        case(
+            "byte, every pixel nodata",
+            PREDICT,
+            Some((
+                "nodata.tif",
+                raster_bytes::<u8>("GTiff", (64, 48), 3, 0, Some(0.0), &[]),
+            )),
+            &click,
+            200,
+            "",
+        ),
+        case(
+            "int16, every pixel nodata",
+            PREDICT,
+            Some((
+                "nodata16.tif",
+                raster_bytes::<i16>("GTiff", (64, 48), 1, -9999, Some(-9999.0), &[]),
+            )),
+            &click,
+            200,
+            "",
+        ),
+        case(
+            "1x1 image",
+            PREDICT,
+            Some((
+                "one.tif",
+                raster_bytes::<u8>("GTiff", (1, 1), 3, 200, None, &[]),
+            )),
+            &[("point_coords", "[[0.5, 0.5]]")],
+            200,
+            "",
+        ),
+        case(
+            "1x4000 strip",
+            PREDICT,
+            Some((
+                "strip.tif",
+                raster_bytes::<u8>("GTiff", (1, 4000), 1, 50, None, &[]),
+            )),
+            &[("point_coords", "[[0.5, 2000]]")],
+            200,
+            "",
+        ),
+        case(
+            "5 bands, bands=5,4,3",
+            PREDICT,
+            Some((
+                "five.tif",
+                raster_bytes::<u8>("GTiff", (32, 32), 5, 10, None, &[]),
+            )),
+            &[("point_coords", "[[16, 16]]"), ("bands", "5,4,3")],
+            200,
+            "",
+        ),
+        case(
+            "200 bands uint16 (defaults to 1,2,3)",
+            PREDICT,
+            Some((
+                "many.tif",
+                raster_bytes::<u16>("GTiff", (16, 16), 200, 7, None, &[]),
+            )),
+            &[("point_coords", "[[8, 8]]")],
+            200,
+            "",
+        ),
     ];
     // The same tiled DEFLATE GeoTIFF: a real (non-sparse) compressed file.
     cases.push(case(
         "tiled DEFLATE byte",
         PREDICT,
-        Some(("tiled.tif", raster_bytes::<u8>("GTiff", (300, 200), 3, 77, None, &["TILED=YES", "COMPRESS=DEFLATE"]))),
+        Some((
+            "tiled.tif",
+            raster_bytes::<u8>(
+                "GTiff",
+                (300, 200),
+                3,
+                77,
+                None,
+                &["TILED=YES", "COMPRESS=DEFLATE"],
+            ),
+        )),
         &click,
         200,
         "",
@@ -230,78 +411,495 @@ fn generated_file_cases() -> Vec<Case> {
 
 fn field_cases() -> Vec<Case> {
     let tif = || Some(("scene.tif", Scene::red_square().geotiff()));
-    let ten_thousand: String = serde_json::to_string(&(0..10_000).map(|i| [i % 400, i % 300]).collect::<Vec<_>>()).unwrap();
+    let ten_thousand: String =
+        serde_json::to_string(&(0..10_000).map(|i| [i % 400, i % 300]).collect::<Vec<_>>())
+            .unwrap();
     let ten_thousand: &'static str = Box::leak(ten_thousand.into_boxed_str());
-    let many_boxes: String = serde_json::to_string(&(0..1000).map(|_| [1, 1, 5, 5]).collect::<Vec<_>>()).unwrap();
+    let many_boxes: String =
+        serde_json::to_string(&(0..1000).map(|_| [1, 1, 5, 5]).collect::<Vec<_>>()).unwrap();
     let many_boxes: &'static str = Box::leak(many_boxes.into_boxed_str());
-    let deep: &'static str = Box::leak(format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_boxed_str());
+    let deep: &'static str =
+        Box::leak(format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_boxed_str());
     let huge_field: &'static str = Box::leak("x".repeat(1024 * 1024 + 10).into_boxed_str());
     let long_prompt: &'static str = Box::leak("red roof ".repeat(5000).into_boxed_str());
     let p = |v: &'static str| ("point_coords", v);
     vec![
         // Prompt JSON of the wrong type or shape.
-        case("point_coords is a string", PREDICT, tif(), &[p("\"abc\"")], 400, "Invalid point_coords"),
-        case("point_coords is a bool", PREDICT, tif(), &[p("true")], 400, "Invalid point_coords"),
-        case("point_coords is an object", PREDICT, tif(), &[p("{\"x\": 1, \"y\": 2}")], 400, "Invalid point_coords"),
-        case("point_coords of strings", PREDICT, tif(), &[p("[[\"a\", \"b\"]]")], 400, "not a finite number"),
-        case("point_coords with null", PREDICT, tif(), &[p("[[1, null]]")], 400, "not a finite number"),
-        case("point_coords row of 1", PREDICT, tif(), &[p("[[1]]")], 400, "expected 2 numbers"),
-        case("point_coords row of 3", PREDICT, tif(), &[p("[[1, 2, 3]]")], 400, "expected 2 numbers"),
-        case("point_coords literal NaN", PREDICT, tif(), &[p("[[NaN, 1]]")], 400, "Invalid JSON in prompt fields"),
-        case("point_coords 1e999", PREDICT, tif(), &[p("[[1e999, 1]]")], 400, "Invalid JSON in prompt fields"),
-        case("point_coords Infinity", PREDICT, tif(), &[p("[[Infinity, 1]]")], 400, "Invalid JSON in prompt fields"),
-        case("point_coords -1e308", PREDICT, tif(), &[p("[[-1e308, 1]]")], 400, "lies outside the image"),
-        case("point_coords nested 100000 deep", PREDICT, tif(), &[p(deep)], 400, "Invalid JSON in prompt fields"),
-        case("10000 points", PREDICT, tif(), &[p(ten_thousand)], 400, "at most 1024"),
-        case("point_labels of strings", PREDICT, tif(), &[p("[[1, 2]]"), ("point_labels", "[\"x\"]")], 400, "Invalid point_labels"),
-        case("point_labels an object", PREDICT, tif(), &[p("[[1, 2]]"), ("point_labels", "{\"a\": 1}")], 400, "Invalid point_labels"),
-        case("point_labels value 2", PREDICT, tif(), &[p("[[1, 2]]"), ("point_labels", "[2]")], 400, "Invalid point_labels"),
-        case("2 points, 1 label", PREDICT, tif(), &[p("[[1, 2], [3, 4]]"), ("point_labels", "[1]")], 400, "1 labels but point_coords has 2"),
-        case("1 point, 3 labels", PREDICT, tif(), &[p("[[1, 2]]"), ("point_labels", "[1, 0, 1]")], 400, "3 labels but point_coords has 1"),
-        case("boxes an object", PREDICT, tif(), &[("boxes", "{\"a\": 1}")], 400, "Invalid boxes"),
-        case("boxes row of 3", PREDICT, tif(), &[("boxes", "[[1, 2, 3]]")], 400, "expected 4 numbers"),
-        case("box xmin > xmax", PREDICT, tif(), &[("boxes", "[[300, 10, 100, 50]]")], 400, "xmin must not exceed xmax"),
-        case("box ymin > ymax", PREDICT, tif(), &[("boxes", "[[10, 200, 100, 50]]")], 400, "xmin must not exceed xmax"),
-        case("box outside the image", PREDICT, tif(), &[("boxes", "[[1000, 1000, 2000, 2000]]")], 400, "does not overlap the image"),
-        case("1000 boxes", PREDICT, tif(), &[("boxes", many_boxes)], 400, "at most 256"),
-        case("empty prompt arrays", PREDICT, tif(), &[p("[]"), ("boxes", "[]")], 400, "At least one of point_coords or boxes"),
+        case(
+            "point_coords is a string",
+            PREDICT,
+            tif(),
+            &[p("\"abc\"")],
+            400,
+            "Invalid point_coords",
+        ),
+        case(
+            "point_coords is a bool",
+            PREDICT,
+            tif(),
+            &[p("true")],
+            400,
+            "Invalid point_coords",
+        ),
+        case(
+            "point_coords is an object",
+            PREDICT,
+            tif(),
+            &[p("{\"x\": 1, \"y\": 2}")],
+            400,
+            "Invalid point_coords",
+        ),
+        case(
+            "point_coords of strings",
+            PREDICT,
+            tif(),
+            &[p("[[\"a\", \"b\"]]")],
+            400,
+            "not a finite number",
+        ),
+        case(
+            "point_coords with null",
+            PREDICT,
+            tif(),
+            &[p("[[1, null]]")],
+            400,
+            "not a finite number",
+        ),
+        case(
+            "point_coords row of 1",
+            PREDICT,
+            tif(),
+            &[p("[[1]]")],
+            400,
+            "expected 2 numbers",
+        ),
+        case(
+            "point_coords row of 3",
+            PREDICT,
+            tif(),
+            &[p("[[1, 2, 3]]")],
+            400,
+            "expected 2 numbers",
+        ),
+        case(
+            "point_coords literal NaN",
+            PREDICT,
+            tif(),
+            &[p("[[NaN, 1]]")],
+            400,
+            "Invalid JSON in prompt fields",
+        ),
+        case(
+            "point_coords 1e999",
+            PREDICT,
+            tif(),
+            &[p("[[1e999, 1]]")],
+            400,
+            "Invalid JSON in prompt fields",
+        ),
+        case(
+            "point_coords Infinity",
+            PREDICT,
+            tif(),
+            &[p("[[Infinity, 1]]")],
+            400,
+            "Invalid JSON in prompt fields",
+        ),
+        case(
+            "point_coords -1e308",
+            PREDICT,
+            tif(),
+            &[p("[[-1e308, 1]]")],
+            400,
+            "lies outside the image",
+        ),
+        case(
+            "point_coords nested 100000 deep",
+            PREDICT,
+            tif(),
+            &[p(deep)],
+            400,
+            "Invalid JSON in prompt fields",
+        ),
+        case(
+            "10000 points",
+            PREDICT,
+            tif(),
+            &[p(ten_thousand)],
+            400,
+            "at most 1024",
+        ),
+        case(
+            "point_labels of strings",
+            PREDICT,
+            tif(),
+            &[p("[[1, 2]]"), ("point_labels", "[\"x\"]")],
+            400,
+            "Invalid point_labels",
+        ),
+        case(
+            "point_labels an object",
+            PREDICT,
+            tif(),
+            &[p("[[1, 2]]"), ("point_labels", "{\"a\": 1}")],
+            400,
+            "Invalid point_labels",
+        ),
+        case(
+            "point_labels value 2",
+            PREDICT,
+            tif(),
+            &[p("[[1, 2]]"), ("point_labels", "[2]")],
+            400,
+            "Invalid point_labels",
+        ),
+        case(
+            "2 points, 1 label",
+            PREDICT,
+            tif(),
+            &[p("[[1, 2], [3, 4]]"), ("point_labels", "[1]")],
+            400,
+            "1 labels but point_coords has 2",
+        ),
+        case(
+            "1 point, 3 labels",
+            PREDICT,
+            tif(),
+            &[p("[[1, 2]]"), ("point_labels", "[1, 0, 1]")],
+            400,
+            "3 labels but point_coords has 1",
+        ),
+        case(
+            "boxes an object",
+            PREDICT,
+            tif(),
+            &[("boxes", "{\"a\": 1}")],
+            400,
+            "Invalid boxes",
+        ),
+        case(
+            "boxes row of 3",
+            PREDICT,
+            tif(),
+            &[("boxes", "[[1, 2, 3]]")],
+            400,
+            "expected 4 numbers",
+        ),
+        case(
+            "box xmin > xmax",
+            PREDICT,
+            tif(),
+            &[("boxes", "[[300, 10, 100, 50]]")],
+            400,
+            "xmin must not exceed xmax",
+        ),
+        case(
+            "box ymin > ymax",
+            PREDICT,
+            tif(),
+            &[("boxes", "[[10, 200, 100, 50]]")],
+            400,
+            "xmin must not exceed xmax",
+        ),
+        case(
+            "box outside the image",
+            PREDICT,
+            tif(),
+            &[("boxes", "[[1000, 1000, 2000, 2000]]")],
+            400,
+            "does not overlap the image",
+        ),
+        case(
+            "1000 boxes",
+            PREDICT,
+            tif(),
+            &[("boxes", many_boxes)],
+            400,
+            "at most 256",
+        ),
+        case(
+            "empty prompt arrays",
+            PREDICT,
+            tif(),
+            &[p("[]"), ("boxes", "[]")],
+            400,
+            "At least one of point_coords or boxes",
+        ),
         // CRS, sizes, bands, formats.
-        case("unknown point_crs name", PREDICT, tif(), &[p("[[1, 2]]"), ("point_crs", "NOT_A_CRS")], 400, "Invalid point_crs"),
-        case("point_crs bad PROJ string", PREDICT, tif(), &[p("[[1, 2]]"), ("point_crs", "+proj=nonsense +x=1")], 400, "Invalid point_crs"),
-        case("point_crs EPSG:0", PREDICT, tif(), &[p("[[1, 2]]"), ("point_crs", "EPSG:0")], 400, "Invalid point_crs"),
-        case("lon/lat far from the image", PREDICT, tif(), &[p("[[100, -80]]"), ("point_crs", "EPSG:4326")], 400, "lies outside the image"),
-        case("min_size negative", PREDICT, tif(), &[p("[[200, 150]]"), ("min_size", "-1")], 400, "min_size"),
-        case("min_size 1e30", PREDICT, tif(), &[p("[[200, 150]]"), ("min_size", "1e30")], 422, "not a valid integer"),
-        case("max_size negative (= no limit)", PREDICT, tif(), &[p("[[200, 150]]"), ("max_size", "-100")], 200, ""),
-        case("max_size words", PREDICT, tif(), &[p("[[200, 150]]"), ("max_size", "big")], 422, "max_size"),
-        case("bands index 4 of 3", PREDICT, tif(), &[p("[[200, 150]]"), ("bands", "4,3,2")], 400, "band 4 does not exist"),
-        case("bands index 0", PREDICT, tif(), &[p("[[200, 150]]"), ("bands", "0")], 400, "start at 1"),
-        case("bands index overflow", PREDICT, tif(), &[p("[[200, 150]]"), ("bands", "99999999999999999999999")], 400, "Invalid bands"),
-        case("bands four of them", PREDICT, tif(), &[p("[[200, 150]]"), ("bands", "1,2,3,1")], 400, "one to three"),
-        case("output_format path", PREDICT, tif(), &[p("[[200, 150]]"), ("output_format", "../../etc/passwd")], 400, "Invalid output_format"),
-        case("model_version wrong", PREDICT, tif(), &[p("[[200, 150]]"), ("model_version", "sam9")], 400, "Invalid model_version"),
-        case("form field over 1 MiB", PREDICT, tif(), &[p("[[200, 150]]"), ("junk", huge_field)], 413, "larger than"),
-        case("no file part", PREDICT, None, &[p("[[200, 150]]")], 422, "Field required: file"),
+        case(
+            "unknown point_crs name",
+            PREDICT,
+            tif(),
+            &[p("[[1, 2]]"), ("point_crs", "NOT_A_CRS")],
+            400,
+            "Invalid point_crs",
+        ),
+        case(
+            "point_crs bad PROJ string",
+            PREDICT,
+            tif(),
+            &[p("[[1, 2]]"), ("point_crs", "+proj=nonsense +x=1")],
+            400,
+            "Invalid point_crs",
+        ),
+        case(
+            "point_crs EPSG:0",
+            PREDICT,
+            tif(),
+            &[p("[[1, 2]]"), ("point_crs", "EPSG:0")],
+            400,
+            "Invalid point_crs",
+        ),
+        case(
+            "lon/lat far from the image",
+            PREDICT,
+            tif(),
+            &[p("[[100, -80]]"), ("point_crs", "EPSG:4326")],
+            400,
+            "lies outside the image",
+        ),
+        case(
+            "min_size negative",
+            PREDICT,
+            tif(),
+            &[p("[[200, 150]]"), ("min_size", "-1")],
+            400,
+            "min_size",
+        ),
+        case(
+            "min_size 1e30",
+            PREDICT,
+            tif(),
+            &[p("[[200, 150]]"), ("min_size", "1e30")],
+            422,
+            "not a valid integer",
+        ),
+        case(
+            "max_size negative (= no limit)",
+            PREDICT,
+            tif(),
+            &[p("[[200, 150]]"), ("max_size", "-100")],
+            200,
+            "",
+        ),
+        case(
+            "max_size words",
+            PREDICT,
+            tif(),
+            &[p("[[200, 150]]"), ("max_size", "big")],
+            422,
+            "max_size",
+        ),
+        case(
+            "bands index 4 of 3",
+            PREDICT,
+            tif(),
+            &[p("[[200, 150]]"), ("bands", "4,3,2")],
+            400,
+            "band 4 does not exist",
+        ),
+        case(
+            "bands index 0",
+            PREDICT,
+            tif(),
+            &[p("[[200, 150]]"), ("bands", "0")],
+            400,
+            "start at 1",
+        ),
+        case(
+            "bands index overflow",
+            PREDICT,
+            tif(),
+            &[p("[[200, 150]]"), ("bands", "99999999999999999999999")],
+            400,
+            "Invalid bands",
+        ),
+        case(
+            "bands four of them",
+            PREDICT,
+            tif(),
+            &[p("[[200, 150]]"), ("bands", "1,2,3,1")],
+            400,
+            "one to three",
+        ),
+        case(
+            "output_format path",
+            PREDICT,
+            tif(),
+            &[p("[[200, 150]]"), ("output_format", "../../etc/passwd")],
+            400,
+            "Invalid output_format",
+        ),
+        case(
+            "model_version wrong",
+            PREDICT,
+            tif(),
+            &[p("[[200, 150]]"), ("model_version", "sam9")],
+            400,
+            "Invalid model_version",
+        ),
+        case(
+            "form field over 1 MiB",
+            PREDICT,
+            tif(),
+            &[p("[[200, 150]]"), ("junk", huge_field)],
+            413,
+            "larger than",
+        ),
+        case(
+            "no file part",
+            PREDICT,
+            None,
+            &[p("[[200, 150]]")],
+            422,
+            "Field required: file",
+        ),
         // Automatic generator fields.
-        case("automatic points_per_side -1", AUTOMATIC, tif(), &[("points_per_side", "-1")], 400, "points_per_side"),
-        case("automatic points_per_side 0", AUTOMATIC, tif(), &[("points_per_side", "0")], 400, "points_per_side"),
-        case("automatic points_per_side 100000", AUTOMATIC, tif(), &[("points_per_side", "100000")], 400, "points_per_side"),
-        case("automatic points_per_side 1e10", AUTOMATIC, tif(), &[("points_per_side", "1e10")], 400, "points_per_side"),
-        case("automatic crop_n_layers 9", AUTOMATIC, tif(), &[("crop_n_layers", "9")], 400, "crop_n_layers"),
-        case("automatic points_per_batch 0", AUTOMATIC, tif(), &[("points_per_batch", "0")], 400, "points_per_batch"),
-        case("automatic pred_iou_thresh nan", AUTOMATIC, tif(), &[("pred_iou_thresh", "nan")], 422, "pred_iou_thresh"),
-        case("automatic box_nms_thresh 2", AUTOMATIC, tif(), &[("box_nms_thresh", "2")], 400, "box_nms_thresh"),
-        case("automatic crop_overlap_ratio 1", AUTOMATIC, tif(), &[("crop_overlap_ratio", "1")], 400, "crop_overlap_ratio"),
-        case("automatic foreground maybe", AUTOMATIC, tif(), &[("foreground", "maybe")], 422, "foreground"),
-        case("automatic valid (points_per_side 4)", AUTOMATIC, tif(), &[("points_per_side", "4")], 200, ""),
+        case(
+            "automatic points_per_side -1",
+            AUTOMATIC,
+            tif(),
+            &[("points_per_side", "-1")],
+            400,
+            "points_per_side",
+        ),
+        case(
+            "automatic points_per_side 0",
+            AUTOMATIC,
+            tif(),
+            &[("points_per_side", "0")],
+            400,
+            "points_per_side",
+        ),
+        case(
+            "automatic points_per_side 100000",
+            AUTOMATIC,
+            tif(),
+            &[("points_per_side", "100000")],
+            400,
+            "points_per_side",
+        ),
+        case(
+            "automatic points_per_side 1e10",
+            AUTOMATIC,
+            tif(),
+            &[("points_per_side", "1e10")],
+            400,
+            "points_per_side",
+        ),
+        case(
+            "automatic crop_n_layers 9",
+            AUTOMATIC,
+            tif(),
+            &[("crop_n_layers", "9")],
+            400,
+            "crop_n_layers",
+        ),
+        case(
+            "automatic points_per_batch 0",
+            AUTOMATIC,
+            tif(),
+            &[("points_per_batch", "0")],
+            400,
+            "points_per_batch",
+        ),
+        case(
+            "automatic pred_iou_thresh nan",
+            AUTOMATIC,
+            tif(),
+            &[("pred_iou_thresh", "nan")],
+            422,
+            "pred_iou_thresh",
+        ),
+        case(
+            "automatic box_nms_thresh 2",
+            AUTOMATIC,
+            tif(),
+            &[("box_nms_thresh", "2")],
+            400,
+            "box_nms_thresh",
+        ),
+        case(
+            "automatic crop_overlap_ratio 1",
+            AUTOMATIC,
+            tif(),
+            &[("crop_overlap_ratio", "1")],
+            400,
+            "crop_overlap_ratio",
+        ),
+        case(
+            "automatic foreground maybe",
+            AUTOMATIC,
+            tif(),
+            &[("foreground", "maybe")],
+            422,
+            "foreground",
+        ),
+        case(
+            "automatic valid (points_per_side 4)",
+            AUTOMATIC,
+            tif(),
+            &[("points_per_side", "4")],
+            200,
+            "",
+        ),
         // Text endpoint fields.
-        case("text missing prompt", TEXT, tif(), &[], 422, "Field required: prompt"),
-        case("text blank prompt", TEXT, tif(), &[("prompt", "   ")], 422, "Field required: prompt"),
-        case("text bad backend", TEXT, tif(), &[("prompt", "red"), ("backend", "tensorflow")], 400, "Invalid backend"),
-        case("text confidence 2", TEXT, tif(), &[("prompt", "red"), ("confidence_threshold", "2")], 400, "confidence_threshold"),
-        case("text model_id wrong", TEXT, tif(), &[("prompt", "red"), ("model_id", "facebook/sam9")], 400, "Invalid model_id"),
-        case("text 45000-char prompt", TEXT, tif(), &[("prompt", long_prompt)], 200, ""),
-        case("text unicode prompt", TEXT, tif(), &[("prompt", "🔴 красный 赤い \u{0}")], 200, ""),
+        case(
+            "text missing prompt",
+            TEXT,
+            tif(),
+            &[],
+            422,
+            "Field required: prompt",
+        ),
+        case(
+            "text blank prompt",
+            TEXT,
+            tif(),
+            &[("prompt", "   ")],
+            422,
+            "Field required: prompt",
+        ),
+        case(
+            "text bad backend",
+            TEXT,
+            tif(),
+            &[("prompt", "red"), ("backend", "tensorflow")],
+            400,
+            "Invalid backend",
+        ),
+        case(
+            "text confidence 2",
+            TEXT,
+            tif(),
+            &[("prompt", "red"), ("confidence_threshold", "2")],
+            400,
+            "confidence_threshold",
+        ),
+        case(
+            "text model_id wrong",
+            TEXT,
+            tif(),
+            &[("prompt", "red"), ("model_id", "facebook/sam9")],
+            400,
+            "Invalid model_id",
+        ),
+        case(
+            "text 45000-char prompt",
+            TEXT,
+            tif(),
+            &[("prompt", long_prompt)],
+            200,
+            "",
+        ),
+        case(
+            "text unicode prompt",
+            TEXT,
+            tif(),
+            &[("prompt", "🔴 красный 赤い \u{0}")],
+            200,
+            "",
+        ),
     ]
 }
 
@@ -356,13 +954,19 @@ fn every_bad_input_gets_a_clear_4xx() {
         let shown = match (&detail, status) {
             (Some(d), _) => d.clone(),
             (None, 200) => format!("ok, {} mask(s)", masks.clone().unwrap_or_default()),
-            (None, _) => format!("NO JSON DETAIL: {}", text.chars().take(120).collect::<String>()),
+            (None, _) => format!(
+                "NO JSON DETAIL: {}",
+                text.chars().take(120).collect::<String>()
+            ),
         };
         rows.push((c.name.clone(), status, shown.clone()));
         if status >= 500 {
             failures.push(format!("{}: server error {status}: {shown}", c.name));
         } else if status != c.status {
-            failures.push(format!("{}: expected {}, got {status}: {shown}", c.name, c.status));
+            failures.push(format!(
+                "{}: expected {}, got {status}: {shown}",
+                c.name, c.status
+            ));
         } else if status != 200 {
             match &detail {
                 Some(d) if d.contains(c.want) => {}
@@ -372,20 +976,35 @@ fn every_bad_input_gets_a_clear_4xx() {
         if i == 0 {
             let grown = peak_rss_kib(server.pid()).saturating_sub(bomb_rss_before);
             eprintln!("decompression bomb: peak RSS grew by {grown} KiB");
-            assert!(grown < 64 * 1024, "the bomb made the server allocate {grown} KiB");
+            assert!(
+                grown < 64 * 1024,
+                "the bomb made the server allocate {grown} KiB"
+            );
         }
     }
 
     eprintln!("\n| case | status | detail |\n|---|---|---|");
     for (name, status, shown) in &rows {
         let short: String = shown.chars().take(110).collect();
-        eprintln!("| {name} | {status} | {} |", short.replace('|', "\\|").replace('\n', " "));
+        eprintln!(
+            "| {name} | {status} | {} |",
+            short.replace('|', "\\|").replace('\n', " ")
+        );
     }
     eprintln!("{} cases", rows.len());
 
     let health = server.get("/health");
-    assert_eq!(health.status().as_u16(), 200, "the server stopped answering /health");
-    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(
+        health.status().as_u16(),
+        200,
+        "the server stopped answering /health"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// `point_crs` is a CRS definition, never a file to read or a URL to fetch: GDAL's
@@ -402,7 +1021,10 @@ fn point_crs_never_reads_files_or_fetches_urls() {
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     let wkt_file = common::temp_dir("crs-file").join("utm.wkt");
-    let wkt = gdal::spatial_ref::SpatialRef::from_epsg(32618).unwrap().to_wkt().unwrap();
+    let wkt = gdal::spatial_ref::SpatialRef::from_epsg(32618)
+        .unwrap()
+        .to_wkt()
+        .unwrap();
     std::fs::write(&wkt_file, wkt).unwrap();
     let scene = Scene::red_square();
     let (x, y) = scene.to_map(200.0, 150.0);
@@ -456,7 +1078,12 @@ fn point_crs_never_reads_files_or_fetches_urls() {
         Some(("scene.tif", scene.geotiff())),
         &[("point_coords", &point), ("point_crs", &inline)],
     );
-    assert_eq!(r.status().as_u16(), 200, "inline WKT: {}", r.text().unwrap());
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "inline WKT: {}",
+        r.text().unwrap()
+    );
     let _ = std::fs::remove_dir_all(wkt_file.parent().unwrap());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -1,8 +1,8 @@
 //! Image → encoder tensor: resizing (SAM keeps the aspect ratio and pads, SAM2 squashes) and
 //! per-channel normalisation.
 
-use image::imageops::{resize, FilterType};
-use image::{ImageBuffer, Rgb};
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use ndarray::{Array4, ArrayD};
 
 use crate::raster::RgbImage;
@@ -27,19 +27,24 @@ impl Normalisation {
     };
 }
 
-/// Resizes `image` to exactly `width`×`height` with a bilinear (triangle) filter.
+/// Resizes `image` to exactly `width`×`height` with a bilinear filter (antialiased when
+/// shrinking), with SIMD.
 pub fn resize_rgb(image: &RgbImage, width: u32, height: u32) -> RgbImage {
     if image.width == width && image.height == height {
         return image.clone();
     }
-    let buffer: ImageBuffer<Rgb<u8>, &[u8]> =
-        ImageBuffer::from_raw(image.width, image.height, image.pixels.as_slice())
-            .expect("RgbImage holds width*height*3 bytes");
-    let out = resize(&buffer, width, height, FilterType::Triangle);
+    let source = ImageRef::new(image.width, image.height, &image.pixels, PixelType::U8x3)
+        .expect("RgbImage holds width*height*3 bytes");
+    let mut target = Image::new(width.max(1), height.max(1), PixelType::U8x3);
+    let options =
+        ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    Resizer::new()
+        .resize(&source, &mut target, &options)
+        .expect("same pixel type on both sides");
     RgbImage {
-        width,
-        height,
-        pixels: out.into_raw(),
+        width: target.width(),
+        height: target.height(),
+        pixels: target.into_vec(),
     }
 }
 
@@ -77,6 +82,18 @@ mod tests {
     fn longest_side_keeps_aspect() {
         assert_eq!(longest_side_size(791, 718, 1024), (1024, 929));
         assert_eq!(longest_side_size(100, 400, 1024), (256, 1024));
+    }
+
+    #[test]
+    fn resize_keeps_flat_colours_and_size() {
+        let img = RgbImage {
+            width: 7,
+            height: 5,
+            pixels: [10u8, 200, 30].repeat(35),
+        };
+        let out = resize_rgb(&img, 16, 9);
+        assert_eq!((out.width, out.height, out.pixels.len()), (16, 9, 16 * 9 * 3));
+        assert!(out.pixels.chunks(3).all(|p| p == [10, 200, 30]));
     }
 
     #[test]

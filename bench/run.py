@@ -251,7 +251,7 @@ def fmt_stat(v, unit):
     if m is None:
         return "—"
     if unit == "ms":
-        return f"{m * 1000:.0f} ms" if m < 10 else f"{m:.2f} s"
+        return f"{m * 1000:.1f} ms" if m < 1 else f"{m:.2f} s"
     if unit == "req/s":
         return f"{m:.2f} req/s"
     if unit == "MiB":
@@ -263,79 +263,125 @@ def fmt_stat(v, unit):
 # benchmark cases
 
 
-def bench_server_cases(srv, model, rgb, big, variants, runs, table_cols, skip_big_automatic=True,
-                       automatic_pps=(16, 32)):
-    """All timed cases against one server; returns {case: [seconds...]} (or values)."""
-    res = {}
-    name = srv.name
+def loadavg():
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except OSError:
+        return "?"
+
+
+def interleaved(servers, runs, fn, label):
+    """Runs fn(srv, i) for i in range(runs), alternating the servers (and their order) run by
+    run so that load from elsewhere on the machine hits both alike. {name: [seconds]}."""
+    out = {s.name: [] for s in servers}
+    la0 = loadavg()
+    for i in range(runs):
+        order = servers if i % 2 == 0 else servers[::-1]
+        for srv in order:
+            out[srv.name].append(fn(srv, i))
+    print(f"  {label}: " + "  ".join(f"{k}={fmt_stat(v, 'ms')}" for k, v in out.items())
+          + f"  (load {la0} -> {loadavg()})", flush=True)
+    return out
+
+
+def bench_cases(servers, model, rgb, big, variants, runs, auto_runs, automatic_pps=(16, 32)):
+    """All timed cases, each interleaved across the servers; {server: {case: [seconds...]}}."""
+    res = {s.name: {} for s in servers}
     sizes = {rgb: (791, 718), big: (4096, 4096)}
+
+    def store(case, d):
+        for k, v in d.items():
+            res[k][case] = v
 
     def cold(image, tag):
         pts = points_for(sizes[image], runs)
 
-        def one(i):
+        def one(srv, i):
             requests.delete(srv.url + "/models", timeout=60).raise_for_status()
             r, dt = post(srv, "/segment/predict", image, point_fields(model, *pts[i]))
-            check(r, f"{name} cold {tag}")
+            check(r, f"{srv.name} cold {tag}")
             return dt
-        res[f"cold_{tag}"] = timed(runs, one)
+        store(f"cold_{tag}", interleaved(servers, runs, one, f"cold predict {tag}"))
 
     def warm(image, tag, fmt):
         pts = points_for(sizes[image], runs + 1)
-        r, _ = post(srv, "/segment/predict", image, point_fields(model, *pts[-1], fmt))  # prime
-        check(r, f"{name} warm prime {tag}")
+        for srv in servers:  # prime: model loaded, image encoded
+            r, _ = post(srv, "/segment/predict", image, point_fields(model, *pts[-1], fmt))
+            check(r, f"{srv.name} warm prime {tag}")
 
-        def one(i):
+        def one(srv, i):
             r, dt = post(srv, "/segment/predict", image, point_fields(model, *pts[i], fmt))
-            check(r, f"{name} warm {tag} {fmt}")
-            if name == "ours" and r.headers.get("x-samgeo-cache") != "hit":
+            check(r, f"{srv.name} warm {tag} {fmt}")
+            if srv.name == "ours" and r.headers.get("x-samgeo-cache") != "hit":
                 print(f"    warning: ours answered X-Samgeo-Cache={r.headers.get('x-samgeo-cache')}")
             return dt
-        res[f"warm_{tag}_{fmt}"] = timed(runs, one)
+        store(f"warm_{tag}_{fmt}", interleaved(servers, runs, one, f"warm predict {tag} {fmt}"))
 
-    print(f"[{name}] cold predict RGB.byte", flush=True)
     cold(rgb, "rgb")
-    print(f"[{name}] warm predict RGB.byte", flush=True)
     warm(rgb, "rgb", "geojson")
     warm(rgb, "rgb", "geotiff")
 
-    print(f"[{name}] box prompt RGB.byte", flush=True)
-
-    def box(i):
+    def box(srv, i):
         x, y = points_for(sizes[rgb], runs)[i]
         f = dict(model_version=model[0], model_id=model[1], output_format="geojson",
                  boxes=json.dumps([[x - 60, y - 60, x + 60, y + 60]]))
         r, dt = post(srv, "/segment/predict", rgb, f)
-        check(r, f"{name} box")
+        check(r, f"{srv.name} box")
         return dt
-    res["box_rgb"] = timed(runs, box)
+    store("box_rgb", interleaved(servers, runs, box, "box prompt rgb"))
 
-    print(f"[{name}] 8 concurrent clients, warm RGB.byte", flush=True)
-    res["concurrent"] = concurrent(srv, model, rgb, sizes[rgb], clients=8, per_client=max(3, runs))
+    for srv in servers:
+        print(f"[{srv.name}] 8 concurrent clients, warm RGB.byte", flush=True)
+        res[srv.name]["concurrent"] = concurrent(srv, model, rgb, sizes[rgb], clients=8,
+                                                 per_client=max(3, runs))
+        print(f"  {res[srv.name]['concurrent']}", flush=True)
 
-    print(f"[{name}] 4096x4096: cold and warm predict", flush=True)
-    cold(big, "big")
-    warm(big, "big", "geojson")
-    warm(big, "big", "geotiff")
+    if big is not None:
+        cold(big, "big")
+        warm(big, "big", "geojson")
+        warm(big, "big", "geotiff")
 
     for pps in automatic_pps:
-        print(f"[{name}] automatic points_per_side={pps} (image not cached)", flush=True)
         fields = dict(model_version=model[0], model_id=model[1], points_per_side=pps,
                       output_format="geojson")
-        # One untimed call: the seed builds a model instance per generator configuration.
-        r, _ = post(srv, "/segment/automatic", variants[-1], fields)
-        if r.status_code not in (200, 404, 500):
-            check(r, f"{name} automatic warm-up")
-        statuses = []
+        for srv in servers:
+            # One untimed call: the seed builds a model instance per generator configuration.
+            r, _ = post(srv, "/segment/automatic", variants[-1], fields)
+        statuses = {s.name: [] for s in servers}
 
-        def auto(i):
+        def auto(srv, i):
             r, dt = post(srv, "/segment/automatic", variants[i], fields)
-            statuses.append((r.status_code, r.headers.get("x-samgeo-masks")))
+            statuses[srv.name].append((r.status_code, r.headers.get("x-samgeo-masks")))
             if r.status_code != 200:
-                print(f"    {name} automatic: HTTP {r.status_code} {r.text[:200]}")
+                print(f"    {srv.name} automatic: HTTP {r.status_code} {r.text[:200]}")
             return dt
-        res[f"auto_{pps}"] = timed(runs, auto)
-        res[f"auto_{pps}_status"] = statuses
+        store(f"auto_{pps}", interleaved(servers, auto_runs, auto,
+                                         f"automatic pps={pps} (image not cached)"))
+        store(f"auto_{pps}_status", statuses)
+    return res
+
+
+SAM2 = ("sam2", "sam2-hiera-tiny")
+
+
+def bench_sam2(servers, rgb, runs):
+    """SAM2 hiera-tiny: cold and warm predict on RGB.byte.tif, interleaved."""
+    res = {s.name: {} for s in servers}
+    pts = points_for((791, 718), runs + 1)
+
+    def cold(srv, i):
+        requests.delete(srv.url + "/models", timeout=60).raise_for_status()
+        r, dt = post(srv, "/segment/predict", rgb, point_fields(SAM2, *pts[i]))
+        check(r, f"{srv.name} sam2 cold")
+        return dt
+
+    def warm(srv, i):
+        r, dt = post(srv, "/segment/predict", rgb, point_fields(SAM2, *pts[i]))
+        check(r, f"{srv.name} sam2 warm")
+        return dt
+    for case, fn in (("sam2_cold_rgb", cold), ("sam2_warm_rgb_geojson", warm)):
+        for k, v in interleaved(servers, runs, fn, case).items():
+            res[k][case] = v
     return res
 
 
@@ -495,8 +541,9 @@ def render(args, machine, seed_res, ours_res, floor, tfloor, rss, par, startup):
     O = lambda k: (ours_res or {}).get(k)
     lines = []
     add = lines.append
-    add(f"Model: SAM ViT-B, random weights (seed {args.seed_tag}); threads = {args.threads}; "
-        f"runs = {args.runs} (median); max_concurrent_inferences (ours) = {args.concurrency}")
+    add(f"Model: SAM ViT-B (and SAM2 hiera-tiny where marked), random weights "
+        f"({args.seed_tag}); threads = {args.threads}; runs = {args.runs} (median; automatic: "
+        f"{args.auto_runs}); max_concurrent_inferences (ours) = {args.concurrency}")
     add("")
     add("| case | seed | ours | ours/seed | target |")
     add("|---|---:|---:|---:|---|")
@@ -513,6 +560,8 @@ def render(args, machine, seed_res, ours_res, floor, tfloor, rss, par, startup):
     row("cold predict, 4096×4096 GeoTIFF", "cold_big", "≤ 0.8×")
     row("warm predict, 4096×4096, geojson", "warm_big_geojson", "≤ 1/30")
     row("warm predict, 4096×4096, geotiff", "warm_big_geotiff", "≤ 1/30")
+    row("SAM2 hiera-tiny: cold predict, RGB.byte", "sam2_cold_rgb", "≤ 0.8×")
+    row("SAM2 hiera-tiny: warm predict, RGB.byte, geojson", "sam2_warm_rgb_geojson", "≤ 1/30")
     row("automatic, points_per_side 16, RGB.byte (encode included)", "auto_16", "")
     row("automatic, points_per_side 32, RGB.byte (encode included)", "auto_32", "≤ 1/3 (0.33×)")
     cs, co = S("concurrent"), O("concurrent")
@@ -590,6 +639,7 @@ def machine_description():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--auto-runs", type=int, default=5, help="runs of the automatic cases")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=2,
                     help="ours: server.max_concurrent_inferences")
@@ -608,6 +658,7 @@ def main():
 
     results, rss, startup = {}, {}, {}
     servers = {}
+    par = None
     try:
         for who in ("ours", "seed"):
             if args.only and args.only != who:
@@ -616,16 +667,21 @@ def main():
             srv = start_ours(args.threads, args.concurrency) if who == "ours" else start_seed(args.threads)
             servers[who] = srv
             startup[who] = srv.startup_s
-            res = bench_server_cases(srv, model, rgb, big if "big" not in skip else None, variants,
-                                     args.runs, None, automatic_pps=pps) if "big" not in skip else \
-                bench_small(srv, model, rgb, variants, args.runs, pps)
-            results[who] = res
+        order = list(servers.values())
+        results = bench_cases(order, model, rgb, big if "big" not in skip else None, variants,
+                              args.runs, args.auto_runs, automatic_pps=pps)
+        if "sam2" not in skip:
+            for k, v in bench_sam2(order, rgb, args.runs).items():
+                results[k].update(v)
+        for who, srv in servers.items():
             rss[who] = srv.rss()[0]
-            (OUT / f"raw_{who}.json").write_text(json.dumps(res, indent=1, default=str))
-        par = None
+            (OUT / f"raw_{who}.json").write_text(json.dumps(results[who], indent=1, default=str))
         if "parity" not in skip and "seed" in servers and "ours" in servers:
             print("parity", flush=True)
             par = parity(servers["seed"], servers["ours"], model, rgb, 5)
+            if "sam2" not in skip:
+                par += [("SAM2 " + p[0],) + tuple(p[1:]) for p in
+                        parity(servers["seed"], servers["ours"], SAM2, rgb, 3)]
     finally:
         for s in servers.values():
             s.stop()
@@ -640,10 +696,6 @@ def main():
     print()
     print(text)
     (OUT / "results.md").write_text(text + "\n")
-
-
-def bench_small(srv, model, rgb, variants, runs, pps):
-    raise SystemExit("--skip big is not supported yet")
 
 
 if __name__ == "__main__":

@@ -139,9 +139,12 @@ def start_seed(threads):
 def write_ours_config(threads, concurrency):
     onnx = MODELS / "onnx"
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    # The project's copy (scripts/setup), else the same library from the bench venv's wheel.
+    import onnxruntime
+    wheel = Path(onnxruntime.__file__).parent / "capi" / "libonnxruntime.so.1.31.1"
     ort = os.environ.get("ORT_DYLIB_PATH") or str(
         next(p for p in [ROOT / ".ort/libonnxruntime.so.1.31.1",
-                         Path("/work/main/.ort/libonnxruntime.so.1.31.1")] if p.exists()))
+                         Path("/work/main/.ort/libonnxruntime.so.1.31.1"), wheel] if p.exists()))
     plugins = os.environ.get("SAMGEO_PLUGIN_DIR") or str(target / "plugins" / "dist")
     cfg = OUT / "samgeo-bench.toml"
     cfg.write_text(f"""# written by bench/run.py

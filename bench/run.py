@@ -287,7 +287,8 @@ def interleaved(servers, runs, fn, label):
     return out
 
 
-def bench_cases(servers, model, rgb, big, variants, runs, auto_runs, automatic_pps=(16, 32)):
+def bench_cases(servers, model, rgb, big, variants, runs, auto_runs, automatic_pps=(16, 32),
+                skip=frozenset(), auto_warmup=True):
     """All timed cases, each interleaved across the servers; {server: {case: [seconds...]}}."""
     res = {s.name: {} for s in servers}
     sizes = {rgb: (791, 718), big: (4096, 4096)}
@@ -320,9 +321,11 @@ def bench_cases(servers, model, rgb, big, variants, runs, auto_runs, automatic_p
             return dt
         store(f"warm_{tag}_{fmt}", interleaved(servers, runs, one, f"warm predict {tag} {fmt}"))
 
-    cold(rgb, "rgb")
-    warm(rgb, "rgb", "geojson")
-    warm(rgb, "rgb", "geotiff")
+    if "cold" not in skip:
+        cold(rgb, "rgb")
+    if "warm" not in skip:
+        warm(rgb, "rgb", "geojson")
+        warm(rgb, "rgb", "geotiff")
 
     def box(srv, i):
         x, y = points_for(sizes[rgb], runs)[i]
@@ -331,9 +334,10 @@ def bench_cases(servers, model, rgb, big, variants, runs, auto_runs, automatic_p
         r, dt = post(srv, "/segment/predict", rgb, f)
         check(r, f"{srv.name} box")
         return dt
-    store("box_rgb", interleaved(servers, runs, box, "box prompt rgb"))
+    if "box" not in skip:
+        store("box_rgb", interleaved(servers, runs, box, "box prompt rgb"))
 
-    for srv in servers:
+    for srv in (servers if "conc" not in skip else []):
         print(f"[{srv.name}] 8 concurrent clients, warm RGB.byte", flush=True)
         res[srv.name]["concurrent"] = concurrent(srv, model, rgb, sizes[rgb], clients=8,
                                                  per_client=max(3, runs))
@@ -347,7 +351,7 @@ def bench_cases(servers, model, rgb, big, variants, runs, auto_runs, automatic_p
     for pps in automatic_pps:
         fields = dict(model_version=model[0], model_id=model[1], points_per_side=pps,
                       output_format="geojson")
-        for srv in servers:
+        for srv in (servers if auto_warmup else []):
             # One untimed call: the seed builds a model instance per generator configuration.
             r, _ = post(srv, "/segment/automatic", variants[-1], fields)
         statuses = {s.name: [] for s in servers}
@@ -647,7 +651,12 @@ def main():
     ap.add_argument("--concurrency", type=int, default=2,
                     help="ours: server.max_concurrent_inferences")
     ap.add_argument("--only", choices=["seed", "ours"], default=None, help="one server only")
-    ap.add_argument("--skip", default="", help="comma list: floor,parity,auto,big")
+    ap.add_argument("--skip", default="",
+                    help="comma list of: cold,warm,box,conc,big,auto,sam2,parity,floor")
+    ap.add_argument("--no-auto-warmup", action="store_true",
+                    help="no untimed automatic call first (the seed's timing then includes "
+                         "building its generator model instance, ~1%% of a pps=32 run)")
+    ap.add_argument("--tag", default="", help="suffix of the output files (results<tag>.md, ...)")
     ap.add_argument("--auto-pps", default="16,32")
     ap.add_argument("--real-data", default=os.environ.get("SAMGEO_REAL_DATA", "/work/shared/data/rasters"))
     args = ap.parse_args()
@@ -672,13 +681,14 @@ def main():
             startup[who] = srv.startup_s
         order = list(servers.values())
         results = bench_cases(order, model, rgb, big if "big" not in skip else None, variants,
-                              args.runs, args.auto_runs, automatic_pps=pps)
+                              args.runs, args.auto_runs, automatic_pps=pps, skip=skip,
+                              auto_warmup=not args.no_auto_warmup)
         if "sam2" not in skip:
             for k, v in bench_sam2(order, rgb, args.runs).items():
                 results[k].update(v)
         for who, srv in servers.items():
             rss[who] = srv.rss()[0]
-            (OUT / f"raw_{who}.json").write_text(json.dumps(results[who], indent=1, default=str))
+            (OUT / f"raw_{who}{args.tag}.json").write_text(json.dumps(results[who], indent=1, default=str))
         if "parity" not in skip and "seed" in servers and "ours" in servers:
             print("parity", flush=True)
             par = parity(servers["seed"], servers["ours"], model, rgb, 5)
@@ -698,7 +708,7 @@ def main():
                   par, startup)
     print()
     print(text)
-    (OUT / "results.md").write_text(text + "\n")
+    (OUT / f"results{args.tag}.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -121,9 +121,12 @@ fn main() {
                 max_pixels: 1 << 28,
             };
             let bands = BandSelection::parse(None).unwrap();
-            bench(&filter, "raster: open RGB.byte.tif (791x718)", short, || {
-                OpenRaster::open(bytes.clone(), limits).unwrap()
-            });
+            bench(
+                &filter,
+                "raster: open RGB.byte.tif (791x718)",
+                short,
+                || OpenRaster::open(bytes.clone(), limits).unwrap(),
+            );
             bench(
                 &filter,
                 "raster: open + read_rgb(max 1024) RGB.byte.tif",
@@ -269,18 +272,30 @@ fn main() {
         };
         let r500 = request(500, 4096, 4096);
         let r1 = request(1, 791, 718);
-        bench(&filter, "plugin: geojson formatter, 500 masks on 4096²", long, || {
-            host.format("geojson", &r500).unwrap()
-        });
-        bench(&filter, "plugin: geojson formatter, 1 mask on 791x718", short, || {
-            host.format("geojson", &r1).unwrap()
-        });
-        bench(&filter, "plugin: geotiff formatter, 500 masks on 4096²", long, || {
-            host.format("geotiff", &r500).unwrap()
-        });
-        bench(&filter, "plugin: filter chain (size, foreground, unique), 500 masks", short, || {
-            host.apply_filters(r500.clone()).unwrap()
-        });
+        bench(
+            &filter,
+            "plugin: geojson formatter, 500 masks on 4096²",
+            long,
+            || host.format("geojson", &r500).unwrap(),
+        );
+        bench(
+            &filter,
+            "plugin: geojson formatter, 1 mask on 791x718",
+            short,
+            || host.format("geojson", &r1).unwrap(),
+        );
+        bench(
+            &filter,
+            "plugin: geotiff formatter, 500 masks on 4096²",
+            long,
+            || host.format("geotiff", &r500).unwrap(),
+        );
+        bench(
+            &filter,
+            "plugin: filter chain (size, foreground, unique), 500 masks",
+            short,
+            || host.apply_filters(r500.clone()).unwrap(),
+        );
         let _ = std::fs::remove_dir_all(&cache);
     } else {
         skip(

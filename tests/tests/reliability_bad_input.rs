@@ -204,6 +204,7 @@ fn generated_file_cases() -> Vec<Case> {
         case("TIFF magic then garbage", PREDICT, Some(("magic.tif", [b"II*\0".as_slice(), &[0xff; 60]].concat())), &click, 400, "Cannot read"),
         case("HTML named .png", PREDICT, Some(("page.png", b"<html><body>hi</body></html>".to_vec())), &click, 400, "Cannot read"),
         case("decompression bomb: header says 100000x100000", PREDICT, Some(("bomb.tif", decompression_bomb())), &click, 413, "100000×100000"),
+        case("9x4 image in 65340x65295 tiles (fuzzer find)", PREDICT, Some(("tiles.tif", include_bytes!("../../fuzz/regressions/raster_decode/huge-tiles-9x4-oom").to_vec())), &click, 413, "blocks"),
         case("PNG 16-bit grey", PREDICT, Some(("grey16.png", raster_bytes::<u16>("PNG", (64, 48), 1, 40000, None, &[]))), &click, 200, ""),
         case("JPEG CMYK (4 bands)", PREDICT, Some(("cmyk.jpg", raster_bytes::<u8>("JPEG", (64, 48), 4, 90, None, &[]))), &click, 200, ""),
         case("JPEG content named .tif", PREDICT, Some(("photo.tif", raster_bytes::<u8>("JPEG", (64, 48), 3, 120, None, &[]))), &click, 200, ""),

@@ -36,8 +36,7 @@ pub fn resize_rgb(image: &RgbImage, width: u32, height: u32) -> RgbImage {
     let source = ImageRef::new(image.width, image.height, &image.pixels, PixelType::U8x3)
         .expect("RgbImage holds width*height*3 bytes");
     let mut target = Image::new(width.max(1), height.max(1), PixelType::U8x3);
-    let options =
-        ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
     Resizer::new()
         .resize(&source, &mut target, &options)
         .expect("same pixel type on both sides");
@@ -92,7 +91,10 @@ mod tests {
             pixels: [10u8, 200, 30].repeat(35),
         };
         let out = resize_rgb(&img, 16, 9);
-        assert_eq!((out.width, out.height, out.pixels.len()), (16, 9, 16 * 9 * 3));
+        assert_eq!(
+            (out.width, out.height, out.pixels.len()),
+            (16, 9, 16 * 9 * 3)
+        );
         assert!(out.pixels.chunks(3).all(|p| p == [10, 200, 30]));
     }
 

@@ -20,6 +20,9 @@ pub struct RasterLimits {
     pub max_pixels: u64,
 }
 
+/// Largest block (tile or strip) accepted for an image smaller than this, in pixels: 4096×4096.
+const MIN_BLOCK_LIMIT: u64 = 4096 * 4096;
+
 /// A `/vsimem/` file that GDAL owns; unlinked (and freed) on drop.
 struct VsiMemFile(PathBuf);
 
@@ -82,6 +85,21 @@ impl OpenRaster {
                 "The image has {w}×{h} = {pixels} pixels; this server accepts at most {}",
                 limits.max_pixels
             )));
+        }
+        // A tiny file can declare huge tiles or strips (a 9×4 image in 65340×65295 tiles, found
+        // by fuzzing): GDAL allocates a whole block (here 4 GB) to read any pixel of it. Blocks
+        // larger than the image, or than MIN_BLOCK_LIMIT pixels for small images, are refused.
+        let block_limit = pixels.max(MIN_BLOCK_LIMIT);
+        for index in 1..=band_count {
+            let Ok(band) = dataset.rasterband(index) else {
+                continue;
+            };
+            let (bx, by) = band.block_size();
+            if bx as u64 * by as u64 > block_limit {
+                return Err(RasterError::TooLarge(format!(
+                    "The image ({w}×{h} pixels) is stored in blocks (tiles or strips) of {bx}×{by} pixels; this server accepts blocks of at most {block_limit} pixels"
+                )));
+            }
         }
         let first = dataset
             .rasterband(1)
@@ -254,6 +272,41 @@ fn clean_gdal_message(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `width`×`height` GeoTIFF in `block`×`block` tiles, nothing written (sparse).
+    fn tiled(width: usize, height: usize, block: usize) -> Vec<u8> {
+        let name = format!("/vsimem/samgeo-test-tiled-{width}-{height}-{block}.tif");
+        let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+        let options: gdal::raster::RasterCreationOptions = [
+            "TILED=YES".to_string(),
+            format!("BLOCKXSIZE={block}"),
+            format!("BLOCKYSIZE={block}"),
+            "SPARSE_OK=TRUE".to_string(),
+        ]
+        .into_iter()
+        .collect();
+        let ds = driver
+            .create_with_band_type_with_options::<u8, _>(&name, width, height, 1, &options)
+            .unwrap();
+        drop(ds);
+        gdal::vsi::get_vsi_mem_file_bytes_owned(&name).unwrap()
+    }
+
+    #[test]
+    fn huge_blocks_in_a_small_image_are_refused() {
+        let limits = RasterLimits {
+            max_pixels: 1 << 28,
+        };
+        // Found by fuzzing (fuzz/regressions/raster_decode/): 9×4 pixels in 65340×65295 tiles.
+        match OpenRaster::open(tiled(9, 4, 8192), limits) {
+            Err(RasterError::TooLarge(m)) => assert!(m.contains("8192×8192"), "{m}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("8192×8192 tiles for a 9×4 image were accepted"),
+        }
+        // Ordinary tiling, even with tiles larger than the image, is fine.
+        assert!(OpenRaster::open(tiled(9, 4, 256), limits).is_ok());
+        assert!(OpenRaster::open(tiled(5000, 4000, 512), limits).is_ok());
+    }
 
     #[test]
     fn gdal_messages_hide_memory_paths() {

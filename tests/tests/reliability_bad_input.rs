@@ -25,7 +25,10 @@ enum Body {
         fields: Vec<(String, String)>,
     },
     /// A raw body with a content type.
-    Raw { content_type: &'static str, body: Vec<u8> },
+    Raw {
+        content_type: &'static str,
+        body: Vec<u8>,
+    },
     /// A GET without a body.
     Get,
 }
@@ -83,7 +86,12 @@ fn raster_bytes<T: GdalType + Copy>(
         let mut buffer = Buffer::new(size, vec![fill; size.0 * size.1]);
         band.write((0, 0), size, &mut buffer).unwrap();
     }
-    let name = format!("/vsimem/reliability-{}-{format}-{}x{}x{bands}", std::process::id(), size.0, size.1);
+    let name = format!(
+        "/vsimem/reliability-{}-{format}-{}x{}x{bands}",
+        std::process::id(),
+        size.0,
+        size.1
+    );
     let driver = DriverManager::get_driver_by_name(format).unwrap();
     let opts: RasterCreationOptions = options.iter().copied().collect();
     drop(ds.create_copy(&driver, &name, &opts).unwrap());
@@ -112,7 +120,11 @@ fn decompression_bomb() -> Vec<u8> {
         .unwrap();
     drop(ds);
     let bytes = gdal::vsi::get_vsi_mem_file_bytes_owned(&name).unwrap();
-    assert!(bytes.len() < 64 * 1024, "the bomb should be small: {} bytes", bytes.len());
+    assert!(
+        bytes.len() < 64 * 1024,
+        "the bomb should be small: {} bytes",
+        bytes.len()
+    );
     bytes
 }
 
@@ -193,6 +205,7 @@ fn real_data_cases() -> Vec<Case> {
         .collect()
 }
 
+#[rustfmt::skip]
 fn generated_file_cases() -> Vec<Case> {
     let scene = Scene::red_square().geotiff();
     let click = [("point_coords", "[[0, 0]]")];
@@ -229,6 +242,7 @@ fn generated_file_cases() -> Vec<Case> {
     cases
 }
 
+#[rustfmt::skip]
 fn field_cases() -> Vec<Case> {
     let tif = || Some(("scene.tif", Scene::red_square().geotiff()));
     let ten_thousand: String = serde_json::to_string(&(0..10_000).map(|i| [i % 400, i % 300]).collect::<Vec<_>>()).unwrap();
@@ -306,6 +320,7 @@ fn field_cases() -> Vec<Case> {
     ]
 }
 
+#[rustfmt::skip]
 fn http_cases() -> Vec<Case> {
     vec![
         Case {
@@ -357,13 +372,19 @@ fn every_bad_input_gets_a_clear_4xx() {
         let shown = match (&detail, status) {
             (Some(d), _) => d.clone(),
             (None, 200) => format!("ok, {} mask(s)", masks.clone().unwrap_or_default()),
-            (None, _) => format!("NO JSON DETAIL: {}", text.chars().take(120).collect::<String>()),
+            (None, _) => format!(
+                "NO JSON DETAIL: {}",
+                text.chars().take(120).collect::<String>()
+            ),
         };
         rows.push((c.name.clone(), status, shown.clone()));
         if status >= 500 {
             failures.push(format!("{}: server error {status}: {shown}", c.name));
         } else if status != c.status {
-            failures.push(format!("{}: expected {}, got {status}: {shown}", c.name, c.status));
+            failures.push(format!(
+                "{}: expected {}, got {status}: {shown}",
+                c.name, c.status
+            ));
         } else if status != 200 {
             match &detail {
                 Some(d) if d.contains(c.want) => {}
@@ -373,20 +394,35 @@ fn every_bad_input_gets_a_clear_4xx() {
         if i == 0 {
             let grown = peak_rss_kib(server.pid()).saturating_sub(bomb_rss_before);
             eprintln!("decompression bomb: peak RSS grew by {grown} KiB");
-            assert!(grown < 64 * 1024, "the bomb made the server allocate {grown} KiB");
+            assert!(
+                grown < 64 * 1024,
+                "the bomb made the server allocate {grown} KiB"
+            );
         }
     }
 
     eprintln!("\n| case | status | detail |\n|---|---|---|");
     for (name, status, shown) in &rows {
         let short: String = shown.chars().take(110).collect();
-        eprintln!("| {name} | {status} | {} |", short.replace('|', "\\|").replace('\n', " "));
+        eprintln!(
+            "| {name} | {status} | {} |",
+            short.replace('|', "\\|").replace('\n', " ")
+        );
     }
     eprintln!("{} cases", rows.len());
 
     let health = server.get("/health");
-    assert_eq!(health.status().as_u16(), 200, "the server stopped answering /health");
-    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(
+        health.status().as_u16(),
+        200,
+        "the server stopped answering /health"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// `point_crs` is a CRS definition, never a file to read or a URL to fetch: GDAL's
@@ -403,7 +439,10 @@ fn point_crs_never_reads_files_or_fetches_urls() {
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     let wkt_file = common::temp_dir("crs-file").join("utm.wkt");
-    let wkt = gdal::spatial_ref::SpatialRef::from_epsg(32618).unwrap().to_wkt().unwrap();
+    let wkt = gdal::spatial_ref::SpatialRef::from_epsg(32618)
+        .unwrap()
+        .to_wkt()
+        .unwrap();
     std::fs::write(&wkt_file, wkt).unwrap();
     let scene = Scene::red_square();
     let (x, y) = scene.to_map(200.0, 150.0);
@@ -457,7 +496,12 @@ fn point_crs_never_reads_files_or_fetches_urls() {
         Some(("scene.tif", scene.geotiff())),
         &[("point_coords", &point), ("point_crs", &inline)],
     );
-    assert_eq!(r.status().as_u16(), 200, "inline WKT: {}", r.text().unwrap());
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "inline WKT: {}",
+        r.text().unwrap()
+    );
     let _ = std::fs::remove_dir_all(wkt_file.parent().unwrap());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

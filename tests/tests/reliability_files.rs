@@ -21,7 +21,9 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, (u64, Option<SystemTime>)> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let path = e.path();
             let meta = std::fs::symlink_metadata(&path).unwrap();
@@ -40,7 +42,11 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, (u64, Option<SystemTime>)> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -74,21 +80,34 @@ fn nothing_is_written_outside_the_cache_dir() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let client = Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
+    let client = Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
     let started = Instant::now();
     while client.get(format!("{base}/health")).send().is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "server did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not start"
+        );
         assert!(child.try_wait().unwrap().is_none(), "server exited");
         std::thread::sleep(Duration::from_millis(50));
     }
 
     let scene = Scene::red_square().geotiff();
     let post = |path: &str, file_name: &str, bytes: &[u8], fields: &[(&str, &str)]| -> u16 {
-        let mut form = Form::new().part("file", Part::bytes(bytes.to_vec()).file_name(file_name.to_string()));
+        let mut form = Form::new().part(
+            "file",
+            Part::bytes(bytes.to_vec()).file_name(file_name.to_string()),
+        );
         for (k, v) in fields {
             form = form.text(k.to_string(), v.to_string());
         }
-        let r = client.post(format!("{base}{path}")).multipart(form).send().unwrap();
+        let r = client
+            .post(format!("{base}{path}"))
+            .multipart(form)
+            .send()
+            .unwrap();
         let status = r.status().as_u16();
         let _ = r.bytes();
         status
@@ -96,32 +115,146 @@ fn nothing_is_written_outside_the_cache_dir() {
     let point = ("point_coords", "[[200, 150]]");
     let mut statuses = Vec::new();
     for format in ["geojson", "geotiff", "png", "json", "detections", "count"] {
-        statuses.push((format, post("/segment/predict", "scene.tif", &scene, &[point, ("output_format", format)]), 200));
+        statuses.push((
+            format,
+            post(
+                "/segment/predict",
+                "scene.tif",
+                &scene,
+                &[point, ("output_format", format)],
+            ),
+            200,
+        ));
     }
     for (name, model) in [("sam predict", "sam"), ("sam3 predict", "sam3")] {
-        statuses.push((name, post("/segment/predict", "scene.tif", &scene, &[point, ("model_version", model)]), 200));
+        statuses.push((
+            name,
+            post(
+                "/segment/predict",
+                "scene.tif",
+                &scene,
+                &[point, ("model_version", model)],
+            ),
+            200,
+        ));
     }
-    statuses.push(("automatic geotiff", post("/segment/automatic", "scene.tif", &scene, &[("points_per_side", "4"), ("output_format", "geotiff")]), 200));
-    statuses.push(("automatic crops", post("/segment/automatic", "scene.tif", &scene, &[("points_per_side", "4"), ("crop_n_layers", "1")]), 200));
-    statuses.push(("text png", post("/segment/text", "scene.tif", &scene, &[("prompt", "red"), ("output_format", "png")]), 200));
-    statuses.push(("file name ../../escape.tif", post("/segment/predict", "../../../escape.tif", &scene, &[point]), 200));
-    statuses.push(("file name /tmp/abs.tif", post("/segment/predict", "/tmp/samgeo-abs.tif", &scene, &[point]), 200));
-    statuses.push(("truncated", post("/segment/predict", "bad.tif", &scene[..400], &[point]), 400));
-    statuses.push(("text as tif", post("/segment/predict", "x.tif", b"hello", &[point]), 400));
-    statuses.push(("point_crs a path", post("/segment/predict", "scene.tif", &scene, &[point, ("point_crs", "./out.wkt")]), 400));
+    statuses.push((
+        "automatic geotiff",
+        post(
+            "/segment/automatic",
+            "scene.tif",
+            &scene,
+            &[("points_per_side", "4"), ("output_format", "geotiff")],
+        ),
+        200,
+    ));
+    statuses.push((
+        "automatic crops",
+        post(
+            "/segment/automatic",
+            "scene.tif",
+            &scene,
+            &[("points_per_side", "4"), ("crop_n_layers", "1")],
+        ),
+        200,
+    ));
+    statuses.push((
+        "text png",
+        post(
+            "/segment/text",
+            "scene.tif",
+            &scene,
+            &[("prompt", "red"), ("output_format", "png")],
+        ),
+        200,
+    ));
+    statuses.push((
+        "file name ../../escape.tif",
+        post("/segment/predict", "../../../escape.tif", &scene, &[point]),
+        200,
+    ));
+    statuses.push((
+        "file name /tmp/abs.tif",
+        post("/segment/predict", "/tmp/samgeo-abs.tif", &scene, &[point]),
+        200,
+    ));
+    statuses.push((
+        "truncated",
+        post("/segment/predict", "bad.tif", &scene[..400], &[point]),
+        400,
+    ));
+    statuses.push((
+        "text as tif",
+        post("/segment/predict", "x.tif", b"hello", &[point]),
+        400,
+    ));
+    statuses.push((
+        "point_crs a path",
+        post(
+            "/segment/predict",
+            "scene.tif",
+            &scene,
+            &[point, ("point_crs", "./out.wkt")],
+        ),
+        400,
+    ));
     if let Some(dir) = common::real_data() {
         let corrupt = std::fs::read(dir.join("corrupt.tif")).unwrap();
-        statuses.push(("corrupt.tif", post("/segment/predict", "corrupt.tif", &corrupt, &[("point_coords", "[[10, 10]]")]), 400));
+        statuses.push((
+            "corrupt.tif",
+            post(
+                "/segment/predict",
+                "corrupt.tif",
+                &corrupt,
+                &[("point_coords", "[[10, 10]]")],
+            ),
+            400,
+        ));
         let jpg = std::fs::read(dir.join("389225main_sw_1965_1024.jpg")).unwrap();
-        statuses.push(("jpeg", post("/segment/predict", "photo.jpg", &jpg, &[("point_coords", "[[10, 10]]")]), 200));
+        statuses.push((
+            "jpeg",
+            post(
+                "/segment/predict",
+                "photo.jpg",
+                &jpg,
+                &[("point_coords", "[[10, 10]]")],
+            ),
+            200,
+        ));
     }
-    assert_eq!(client.delete(format!("{base}/models")).send().unwrap().status().as_u16(), 200);
-    assert_eq!(client.post(format!("{base}/plugins/reload")).send().unwrap().status().as_u16(), 200);
-    Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    assert_eq!(
+        client
+            .delete(format!("{base}/models"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        client
+            .post(format!("{base}/plugins/reload"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    statuses.push(("after reloads", post("/segment/predict", "scene.tif", &scene, &[point]), 200));
+    statuses.push((
+        "after reloads",
+        post("/segment/predict", "scene.tif", &scene, &[point]),
+        200,
+    ));
 
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let started = Instant::now();
     let code = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -153,10 +286,18 @@ fn nothing_is_written_outside_the_cache_dir() {
             || path == "server.log"
             || path == "cache"
             || path == "cache/plugins"
-            || (path.starts_with("cache/plugins/") && path.ends_with(".cwasm") && !path["cache/plugins/".len()..].contains('/'));
-        assert!(allowed, "unexpected file in the working directory: {path} (all: {in_work:?})");
+            || (path.starts_with("cache/plugins/")
+                && path.ends_with(".cwasm")
+                && !path["cache/plugins/".len()..].contains('/'));
+        assert!(
+            allowed,
+            "unexpected file in the working directory: {path} (all: {in_work:?})"
+        );
     }
-    assert!(in_work.iter().any(|p| p.ends_with(".cwasm")), "the plugin cache was used");
+    assert!(
+        in_work.iter().any(|p| p.ends_with(".cwasm")),
+        "the plugin cache was used"
+    );
     assert!(!Path::new("/tmp/samgeo-abs.tif").exists());
     for (dir, old) in watched.iter().zip(before) {
         assert_eq!(tree(dir), old, "{} changed", dir.display());

@@ -51,11 +51,17 @@ fn overload_gives_only_200_or_503_with_retry_after() {
     let server = Arc::new(Server::start_with(
         |c| {
             let s = c["server"].as_table_mut().unwrap();
-            s.insert("max_concurrent_inferences".into(), toml::Value::Integer(N as i64));
+            s.insert(
+                "max_concurrent_inferences".into(),
+                toml::Value::Integer(N as i64),
+            );
             s.insert("max_queued_requests".into(), toml::Value::Integer(Q as i64));
             c.insert("caches".into(), toml::Value::Table(toml::Table::new()));
             let caches = c["caches"].as_table_mut().unwrap();
-            caches.insert("embedding_cache_bytes".into(), toml::Value::Integer(EMBEDDING_CACHE_BYTES));
+            caches.insert(
+                "embedding_cache_bytes".into(),
+                toml::Value::Integer(EMBEDDING_CACHE_BYTES),
+            );
         },
         &["--preload", "sam2:sam2-hiera-large"],
     ));
@@ -115,15 +121,27 @@ fn overload_gives_only_200_or_503_with_retry_after() {
                 .expect("Retry-After in seconds");
             assert!(secs >= 1, "Retry-After {secs}");
             let detail: serde_json::Value = serde_json::from_str(body).unwrap();
-            assert!(detail["detail"].as_str().unwrap().contains("busy"), "{body}");
+            assert!(
+                detail["detail"].as_str().unwrap().contains("busy"),
+                "{body}"
+            );
         }
     }
     eprintln!(
         "burst of {BURST} (N={N}, Q={Q}): {ok} × 200, {busy} × 503 in {burst_time:?}; /health worst {health_worst:?}"
     );
-    assert!(busy >= 1, "no request was refused: the limiter did not engage");
-    assert!(ok >= N + Q, "at least the running and queued requests succeed; {ok} did");
-    assert!(health_worst < Duration::from_secs(2), "/health took {health_worst:?} during the burst");
+    assert!(
+        busy >= 1,
+        "no request was refused: the limiter did not engage"
+    );
+    assert!(
+        ok >= N + Q,
+        "at least the running and queued requests succeed; {ok} did"
+    );
+    assert!(
+        health_worst < Duration::from_secs(2),
+        "/health took {health_worst:?} during the burst"
+    );
 
     // Afterwards, a normal request succeeds.
     let r = server.post_form(
@@ -140,5 +158,8 @@ fn overload_gives_only_200_or_503_with_retry_after() {
         peak / 1024,
         RSS_BOUND_KIB / 1024
     );
-    assert!(peak < RSS_BOUND_KIB, "peak RSS {peak} KiB over the bound {RSS_BOUND_KIB} KiB");
+    assert!(
+        peak < RSS_BOUND_KIB,
+        "peak RSS {peak} KiB over the bound {RSS_BOUND_KIB} KiB"
+    );
 }

@@ -30,7 +30,10 @@ fn misbehaving_plugins_under_load_fail_alone() {
             let p = c["plugins"].as_table_mut().unwrap();
             p.insert("directory".into(), dir_value.into());
             p.insert("call_timeout_ms".into(), toml::Value::Integer(1000));
-            p.insert("memory_limit_bytes".into(), toml::Value::Integer(64 * 1024 * 1024));
+            p.insert(
+                "memory_limit_bytes".into(),
+                toml::Value::Integer(64 * 1024 * 1024),
+            );
             let s = c["server"].as_table_mut().unwrap();
             s.insert("max_concurrent_inferences".into(), toml::Value::Integer(2));
             s.insert("max_queued_requests".into(), toml::Value::Integer(32));
@@ -50,10 +53,17 @@ fn misbehaving_plugins_under_load_fail_alone() {
                     let r = server.post_form(
                         "/segment/predict",
                         Some(("scene.tif", bytes.clone())),
-                        &[("point_coords", "[[200, 150]]"), ("output_format", formats[i % 4])],
+                        &[
+                            ("point_coords", "[[200, 150]]"),
+                            ("output_format", formats[i % 4]),
+                        ],
                     );
                     let status = r.status().as_u16();
-                    let body = if status == 200 { String::new() } else { r.text().unwrap_or_default() };
+                    let body = if status == 200 {
+                        String::new()
+                    } else {
+                        r.text().unwrap_or_default()
+                    };
                     statuses.push((status, body));
                 }
                 statuses
@@ -80,16 +90,32 @@ fn misbehaving_plugins_under_load_fail_alone() {
         }
     }
     stop.store(true, Ordering::SeqCst);
-    let normal: Vec<(u16, String)> = clients.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let normal: Vec<(u16, String)> = clients
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     let ok = normal.iter().filter(|(s, _)| *s == 200).count();
-    eprintln!("normal requests alongside: {ok} of {} got 200", normal.len());
+    eprintln!(
+        "normal requests alongside: {ok} of {} got 200",
+        normal.len()
+    );
     for (status, body) in &normal {
-        assert_eq!(*status, 200, "a normal request failed beside the bad plugins: {body}");
+        assert_eq!(
+            *status, 200,
+            "a normal request failed beside the bad plugins: {body}"
+        );
     }
-    assert!(normal.len() >= 8, "the clients ran only {} requests", normal.len());
+    assert!(
+        normal.len() >= 8,
+        "the clients ran only {} requests",
+        normal.len()
+    );
     for (format, want, got, d) in &bad {
         assert_eq!(got, want, "{format}: {d}");
-        assert!(d.contains(format), "{format}: the detail does not name the plugin: {d}");
+        assert!(
+            d.contains(format),
+            "{format}: the detail does not name the plugin: {d}"
+        );
     }
     assert_eq!(server.get("/health").status().as_u16(), 200);
     let _ = std::fs::remove_dir_all(plugin_dir);

@@ -16,9 +16,27 @@ fn big_scene() -> Vec<u8> {
         height: 1024,
         background: GREEN,
         rects: vec![
-            Rect { x0: 100, y0: 100, x1: 400, y1: 300, rgb: RED },
-            Rect { x0: 600, y0: 150, x1: 900, y1: 500, rgb: BLUE },
-            Rect { x0: 200, y0: 600, x1: 500, y1: 950, rgb: YELLOW },
+            Rect {
+                x0: 100,
+                y0: 100,
+                x1: 400,
+                y1: 300,
+                rgb: RED,
+            },
+            Rect {
+                x0: 600,
+                y0: 150,
+                x1: 900,
+                y1: 500,
+                rgb: BLUE,
+            },
+            Rect {
+                x0: 200,
+                y0: 600,
+                x1: 500,
+                y1: 950,
+                rgb: YELLOW,
+            },
         ],
         geotransform: Some(common::rasters::UTM_GT),
         epsg: Some(32618),
@@ -38,7 +56,10 @@ fn server(grace_secs: i64) -> Server {
     Server::start_with(
         |c| {
             let s = c["server"].as_table_mut().unwrap();
-            s.insert("shutdown_grace_secs".into(), toml::Value::Integer(grace_secs));
+            s.insert(
+                "shutdown_grace_secs".into(),
+                toml::Value::Integer(grace_secs),
+            );
         },
         &["--preload", "sam:vit_h"],
     )
@@ -101,14 +122,24 @@ fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0() {
 
     let (result, took) = request.join().unwrap();
     eprintln!("in-flight request: {result:?} after {took:?} (SIGTERM at {signalled_at:?})");
-    assert!(took > signalled_at, "the request was not in flight at the signal");
+    assert!(
+        took > signalled_at,
+        "the request was not in flight at the signal"
+    );
     assert_eq!(result, Ok(200), "the request in flight completes");
     assert!(refused, "a new connection after SIGTERM was served");
 
     let exit_started = Instant::now();
     let code = server.wait_exit(Duration::from_secs(GRACE));
-    eprintln!("exit code {code:?}, {:?} after the request finished", exit_started.elapsed());
-    assert_eq!(code, Some(0), "the process exits with 0 within the grace period");
+    eprintln!(
+        "exit code {code:?}, {:?} after the request finished",
+        exit_started.elapsed()
+    );
+    assert_eq!(
+        code,
+        Some(0),
+        "the process exits with 0 within the grace period"
+    );
 }
 
 #[test]
@@ -123,6 +154,9 @@ fn a_request_longer_than_the_grace_period_does_not_keep_the_process_alive() {
     let took = signalled.elapsed();
     let (result, _) = request.join().unwrap();
     eprintln!("exit {code:?} {took:?} after SIGTERM; the long request got {result:?}");
-    assert!(code.is_some(), "still running {took:?} after SIGTERM with a {GRACE} s grace period");
+    assert!(
+        code.is_some(),
+        "still running {took:?} after SIGTERM with a {GRACE} s grace period"
+    );
     assert!(took < Duration::from_secs(GRACE + 3), "exit took {took:?}");
 }

@@ -17,9 +17,27 @@ fn big_scene() -> Scene {
         height: 1024,
         background: GREEN,
         rects: vec![
-            Rect { x0: 100, y0: 100, x1: 400, y1: 300, rgb: RED },
-            Rect { x0: 600, y0: 150, x1: 900, y1: 500, rgb: BLUE },
-            Rect { x0: 200, y0: 600, x1: 500, y1: 950, rgb: YELLOW },
+            Rect {
+                x0: 100,
+                y0: 100,
+                x1: 400,
+                y1: 300,
+                rgb: RED,
+            },
+            Rect {
+                x0: 600,
+                y0: 150,
+                x1: 900,
+                y1: 500,
+                rgb: BLUE,
+            },
+            Rect {
+                x0: 200,
+                y0: 600,
+                x1: 500,
+                y1: 950,
+                rgb: YELLOW,
+            },
         ],
         geotransform: Some(common::rasters::UTM_GT),
         epsg: Some(32618),
@@ -44,7 +62,12 @@ fn past_the_time_limit_is_504_and_the_slot_is_released() {
             s.insert("max_concurrent_inferences".into(), toml::Value::Integer(1));
             s.insert("max_queued_requests".into(), toml::Value::Integer(0));
         },
-        &["--preload", "sam:vit_h", "--preload", "sam2:sam2-hiera-large"],
+        &[
+            "--preload",
+            "sam:vit_h",
+            "--preload",
+            "sam2:sam2-hiera-large",
+        ],
     );
     let bytes = big_scene().geotiff();
 
@@ -53,14 +76,24 @@ fn past_the_time_limit_is_504_and_the_slot_is_released() {
     let r = server.post_form(
         "/segment/automatic",
         Some(("big.tif", bytes.clone())),
-        &[("model_version", "sam"), ("points_per_side", "64"), ("points_per_batch", "16")],
+        &[
+            ("model_version", "sam"),
+            ("points_per_side", "64"),
+            ("points_per_batch", "16"),
+        ],
     );
     let took = started.elapsed();
     let (status, d) = detail(r);
     eprintln!("slow automatic: {status} after {took:?}: {d}");
     assert_eq!(status, 504, "{d}");
-    assert!(d.contains("limit of 1 s"), "the detail names the limit: {d}");
-    assert!(took < Duration::from_secs(3), "504 came {took:?} after a 1 s limit");
+    assert!(
+        d.contains("limit of 1 s"),
+        "the detail names the limit: {d}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "504 came {took:?} after a 1 s limit"
+    );
 
     // The only slot is free again (no queue: a held slot would answer 503 at once).
     let started = Instant::now();
@@ -73,7 +106,10 @@ fn past_the_time_limit_is_504_and_the_slot_is_released() {
     let status = r.status().as_u16();
     eprintln!("quick predict after the 504: {status} in {quick:?}");
     assert_eq!(status, 200, "{}", r.text().unwrap_or_default());
-    assert!(quick < Duration::from_secs(5), "quick predict took {quick:?}");
+    assert!(
+        quick < Duration::from_secs(5),
+        "quick predict took {quick:?}"
+    );
 
     // The abandoned generation stops within the decoder batch it was in: the server goes
     // quiet (a 500 ms window under 15% of a core) within a few seconds, where without the
@@ -117,7 +153,9 @@ fn a_stalled_upload_is_cut_off_at_the_time_limit() {
                 Content-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n\
                 --B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.tif\"\r\n\r\nII*\0";
     stream.write_all(head.as_bytes()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
     let started = Instant::now();
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
@@ -130,14 +168,20 @@ fn a_stalled_upload_is_cut_off_at_the_time_limit() {
                     break;
                 }
             }
-            Err(e) => panic!("no answer {:?} after the upload stalled: {e}", started.elapsed()),
+            Err(e) => panic!(
+                "no answer {:?} after the upload stalled: {e}",
+                started.elapsed()
+            ),
         }
     }
     let took = started.elapsed();
     let text = String::from_utf8_lossy(&answer).to_string();
     eprintln!("stalled upload answered after {took:?}:\n{text}");
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-    assert!(text.contains("\"detail\"") && text.contains("2 s"), "{text}");
+    assert!(
+        text.contains("\"detail\"") && text.contains("2 s"),
+        "{text}"
+    );
     assert!(took < Duration::from_secs(5), "answered after {took:?}");
     assert_eq!(server.get("/health").status().as_u16(), 200);
 }

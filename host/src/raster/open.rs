@@ -289,8 +289,7 @@ mod tests {
             .create_with_band_type_with_options::<u8, _>(&name, width, height, 1, &options)
             .unwrap();
         drop(ds);
-        let bytes = gdal::vsi::get_vsi_mem_file_bytes_owned(&name).unwrap();
-        bytes
+        gdal::vsi::get_vsi_mem_file_bytes_owned(&name).unwrap()
     }
 
     #[test]

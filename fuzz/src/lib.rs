@@ -14,7 +14,9 @@ use samgeo_host::raster::{BandSelection, OpenRaster, RasterError, RasterLimits};
 /// part is an absent field (as the form reader treats blank fields).
 pub fn prompts(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let mut parts = text.split('\0').map(|s| (!s.trim().is_empty()).then_some(s));
+    let mut parts = text
+        .split('\0')
+        .map(|s| (!s.trim().is_empty()).then_some(s));
     let (coords, labels, boxes) = (
         parts.next().flatten(),
         parts.next().flatten(),
@@ -23,7 +25,10 @@ pub fn prompts(data: &[u8]) {
     match Prompts::parse(coords, labels, boxes) {
         Ok(p) => {
             assert_eq!(p.points.len(), p.labels.len(), "one label per point");
-            assert!(!p.points.is_empty() || !p.boxes.is_empty(), "a prompt is required");
+            assert!(
+                !p.points.is_empty() || !p.boxes.is_empty(),
+                "a prompt is required"
+            );
             assert!(p.points.len() <= MAX_POINTS && p.boxes.len() <= MAX_BOXES);
             assert!(p.labels.iter().all(|&l| l == 0 || l == 1), "{:?}", p.labels);
             assert!(p.points.iter().flatten().all(|v| v.is_finite()));
@@ -76,7 +81,10 @@ pub fn form_fields(data: &[u8]) {
     let mut pairs = Vec::new();
     for line in text.split('\n') {
         let (key, value) = match line.as_bytes().first() {
-            Some(&b) if b < 0x20 => (FIELDS[b as usize % FIELDS.len()].to_string(), line[1..].to_string()),
+            Some(&b) if b < 0x20 => (
+                FIELDS[b as usize % FIELDS.len()].to_string(),
+                line[1..].to_string(),
+            ),
             _ => match line.split_once('=') {
                 Some((k, v)) => (k.to_string(), v.to_string()),
                 None => continue,
@@ -85,7 +93,10 @@ pub fn form_fields(data: &[u8]) {
         pairs.push((key, value));
     }
     let form = Form::from_fields(pairs.clone());
-    let names = FIELDS.iter().map(|s| s.to_string()).chain(pairs.into_iter().map(|(k, _)| k));
+    let names = FIELDS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(pairs.into_iter().map(|(k, _)| k));
     for name in names {
         if let Some(v) = form.text(&name) {
             assert!(!v.trim().is_empty());
@@ -120,7 +131,10 @@ fn band_selection(field: Option<&str>) {
     for count in 0..=6usize {
         let rgb = (count >= 3).then_some([3, 2, 1]);
         match selection.resolve_with(count, rgb) {
-            Ok(bands) => assert!(bands.iter().all(|&b| b >= 1 && b <= count), "{bands:?} of {count}"),
+            Ok(bands) => assert!(
+                bands.iter().all(|&b| b >= 1 && b <= count),
+                "{bands:?} of {count}"
+            ),
             Err(RasterError::Invalid(m)) => assert!(!m.is_empty()),
             Err(RasterError::TooLarge(m)) => panic!("band selection cannot be too large: {m}"),
         }
@@ -140,8 +154,14 @@ fn automatic_params(form: &Form) {
             points_per_side: count("points_per_side", d.points_per_side)?,
             points_per_batch: count("points_per_batch", d.points_per_batch)?,
             pred_iou_thresh: float("pred_iou_thresh", d.pred_iou_thresh as f64)? as f32,
-            stability_score_thresh: float("stability_score_thresh", d.stability_score_thresh as f64)? as f32,
-            stability_score_offset: float("stability_score_offset", d.stability_score_offset as f64)? as f32,
+            stability_score_thresh: float(
+                "stability_score_thresh",
+                d.stability_score_thresh as f64,
+            )? as f32,
+            stability_score_offset: float(
+                "stability_score_offset",
+                d.stability_score_offset as f64,
+            )? as f32,
             box_nms_thresh: float("box_nms_thresh", d.box_nms_thresh as f64)? as f32,
             crop_n_layers: count("crop_n_layers", d.crop_n_layers)?,
             crop_nms_thresh: float("crop_nms_thresh", d.crop_nms_thresh as f64)? as f32,
@@ -167,8 +187,14 @@ fn automatic_params(form: &Form) {
     );
     assert_eq!(grids.len(), params.crop_n_layers as usize + 1);
     for g in &grids {
-        assert!(!g.is_empty(), "validated settings leave a layer without points");
-        assert!(g.iter().flatten().all(|v| (0.0..=1.0).contains(v)), "grid outside [0, 1]");
+        assert!(
+            !g.is_empty(),
+            "validated settings leave a layer without points"
+        );
+        assert!(
+            g.iter().flatten().all(|v| (0.0..=1.0).contains(v)),
+            "grid outside [0, 1]"
+        );
     }
     for (w, h) in [(1, 1), (2, 3), (17, 1000), (1024, 768)] {
         for c in crops::crop_boxes(w, h, params.crop_n_layers, params.crop_overlap_ratio) {
@@ -176,7 +202,9 @@ fn automatic_params(form: &Form) {
             assert!(b.width() >= 1 && b.height() >= 1, "{b:?} in {w}×{h}");
             assert!(b.x1 <= w && b.y1 <= h, "{b:?} outside {w}×{h}");
             let pts = grid::scale_points(&grids[c.layer as usize], b.width(), b.height());
-            assert!(pts.iter().all(|p| p[0] <= b.width() as f64 && p[1] <= b.height() as f64));
+            assert!(pts
+                .iter()
+                .all(|p| p[0] <= b.width() as f64 && p[1] <= b.height() as f64));
         }
     }
 }
@@ -210,15 +238,29 @@ pub fn raster_decode(data: &[u8]) {
     let info = raster.info().clone();
     assert!(info.width >= 1 && info.height >= 1 && info.band_count >= 1);
     assert!(info.width as u64 * info.height as u64 <= limits.max_pixels);
-    for bands in [BandSelection::default(), BandSelection::parse(Some("2")).unwrap()] {
+    for bands in [
+        BandSelection::default(),
+        BandSelection::parse(Some("2")).unwrap(),
+    ] {
         if let Ok(rgb) = raster.read_rgb(&bands, 32) {
             assert!(rgb.width >= 1 && rgb.height >= 1 && rgb.width <= 32 && rgb.height <= 32);
             assert!(rgb.width <= info.width && rgb.height <= info.height);
-            assert_eq!(rgb.pixels.len(), rgb.width as usize * rgb.height as usize * 3);
+            assert_eq!(
+                rgb.pixels.len(),
+                rgb.width as usize * rgb.height as usize * 3
+            );
         }
     }
-    let window = (info.width / 3, info.height / 4, info.width.min(info.width / 3 + 5), info.height);
+    let window = (
+        info.width / 3,
+        info.height / 4,
+        info.width.min(info.width / 3 + 5),
+        info.height,
+    );
     if let Ok(rgb) = raster.read_rgb_window(&BandSelection::default(), window, 8) {
-        assert_eq!(rgb.pixels.len(), rgb.width as usize * rgb.height as usize * 3);
+        assert_eq!(
+            rgb.pixels.len(),
+            rgb.width as usize * rgb.height as usize * 3
+        );
     }
 }

@@ -205,6 +205,7 @@ fn real_data_cases() -> Vec<Case> {
         .collect()
 }
 
+#[rustfmt::skip]
 fn generated_file_cases() -> Vec<Case> {
     let scene = Scene::red_square().geotiff();
     let click = [("point_coords", "[[0, 0]]")];
@@ -420,6 +421,7 @@ fn generated_file_cases() -> Vec<Case> {
     cases
 }
 
+#[rustfmt::skip]
 fn field_cases() -> Vec<Case> {
     let tif = || Some(("scene.tif", Scene::red_square().geotiff()));
     let ten_thousand: String =
@@ -914,6 +916,7 @@ fn field_cases() -> Vec<Case> {
     ]
 }
 
+#[rustfmt::skip]
 fn http_cases() -> Vec<Case> {
     vec![
         Case {

@@ -160,8 +160,11 @@ pub async fn predict(
     let (min_size, max_size) = size_limits(&form)?;
     let bands = BandSelection::parse(form.text("bands"))?;
     let point_crs = form.text("point_crs").map(str::to_string);
-    if let Some(crs) = &point_crs {
-        crate::raster::georef::parse_crs(crs)?;
+    if let Some(crs) = point_crs.clone() {
+        // GDAL may open its CRS database: not on the executor threads.
+        tokio::task::spawn_blocking(move || crate::raster::georef::parse_crs(&crs).map(|_| ()))
+            .await
+            .map_err(|e| AppError::internal(format!("CRS check failed: {e}")))??;
     }
     let request = PredictRequest {
         common: SegmentRequest {

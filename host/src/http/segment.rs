@@ -52,6 +52,31 @@ async fn read_form(
     }
 }
 
+/// A request's form with the upload taken out, and the time limit that started on arrival.
+struct Received {
+    form: Form,
+    file: super::form::Upload,
+    limit: Duration,
+    deadline: Deadline,
+}
+
+/// Starts the time limit and reads the form; no file → 422.
+async fn receive(
+    state: &AppState,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Received, AppError> {
+    let limit = Duration::from_secs(state.config().server.request_timeout_secs);
+    let deadline = Deadline::after(limit);
+    let mut form = read_form(multipart, limit).await?;
+    let file = form.take_file()?;
+    Ok(Received {
+        form,
+        file,
+        limit,
+        deadline,
+    })
+}
+
 /// `model_version` and `model_id` (default per version), checked against the seed's lists.
 fn model_choice(form: &Form) -> Result<(String, String), AppError> {
     let version = form.text_or("model_version", "sam2");
@@ -144,11 +169,12 @@ pub async fn predict(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
-    let config = state.config();
-    let limit = Duration::from_secs(config.server.request_timeout_secs);
-    let deadline = Deadline::after(limit);
-    let mut form = read_form(multipart, limit).await?;
-    let file = form.take_file()?;
+    let Received {
+        form,
+        file,
+        limit,
+        deadline,
+    } = receive(&state, multipart).await?;
     let (model_version, model_id) = model_choice(&form)?;
     let output_format = output_format(&state, &form)?;
     let prompts = Prompts::parse(
@@ -196,11 +222,12 @@ pub async fn automatic(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
-    let config = state.config();
-    let limit = Duration::from_secs(config.server.request_timeout_secs);
-    let deadline = Deadline::after(limit);
-    let mut form = read_form(multipart, limit).await?;
-    let file = form.take_file()?;
+    let Received {
+        form,
+        file,
+        limit,
+        deadline,
+    } = receive(&state, multipart).await?;
     let (model_version, model_id) = model_choice(&form)?;
     let output_format = output_format(&state, &form)?;
     let foreground = form.bool_or("foreground", true)?;
@@ -275,11 +302,12 @@ pub async fn text(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
-    let config = state.config();
-    let limit = Duration::from_secs(config.server.request_timeout_secs);
-    let deadline = Deadline::after(limit);
-    let mut form = read_form(multipart, limit).await?;
-    let file = form.take_file()?;
+    let Received {
+        form,
+        file,
+        limit,
+        deadline,
+    } = receive(&state, multipart).await?;
     let prompt = form.required_text("prompt")?.trim().to_string();
     let model_id = match form.text("model_id") {
         Some(id) if model_ids("sam3").contains(&id) => id.to_string(),

@@ -14,11 +14,15 @@ use std::time::{Duration, Instant};
 pub use reqwest::blocking::multipart::{Form, Part};
 use reqwest::blocking::{Client, Response};
 
-/// The repository root.
+/// The repository root. Read at run time first (cargo sets CARGO_MANIFEST_DIR for tests): a
+/// test binary reused from a build cache shared by several checkouts must not point at another.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
-        .unwrap()
+        .unwrap_or(Path::new("."))
         .to_path_buf()
 }
 

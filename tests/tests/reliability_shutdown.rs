@@ -7,42 +7,8 @@ mod common;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::rasters::{Rect, Scene, BLUE, GREEN, RED, YELLOW};
+use common::rasters::Scene;
 use common::Server;
-
-fn big_scene() -> Vec<u8> {
-    Scene {
-        width: 1024,
-        height: 1024,
-        background: GREEN,
-        rects: vec![
-            Rect {
-                x0: 100,
-                y0: 100,
-                x1: 400,
-                y1: 300,
-                rgb: RED,
-            },
-            Rect {
-                x0: 600,
-                y0: 150,
-                x1: 900,
-                y1: 500,
-                rgb: BLUE,
-            },
-            Rect {
-                x0: 200,
-                y0: 600,
-                x1: 500,
-                y1: 950,
-                rgb: YELLOW,
-            },
-        ],
-        geotransform: Some(common::rasters::UTM_GT),
-        epsg: Some(32618),
-    }
-    .geotiff()
-}
 
 fn sigterm(pid: u32) {
     let status = std::process::Command::new("kill")
@@ -73,7 +39,7 @@ fn slow_request(
 ) -> std::thread::JoinHandle<(Result<u16, String>, Duration)> {
     let client = server.client.clone();
     let url = server.url("/segment/automatic");
-    let bytes = big_scene();
+    let bytes = Scene::three_objects_1024().geotiff();
     std::thread::spawn(move || {
         let started = Instant::now();
         let form = common::Form::new()

@@ -7,42 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::rasters::{Rect, Scene, BLUE, GREEN, RED, YELLOW};
+use common::rasters::Scene;
 use common::{detail, Server};
-
-/// 1024×1024 with a few objects: real work for automatic mask generation.
-fn big_scene() -> Scene {
-    Scene {
-        width: 1024,
-        height: 1024,
-        background: GREEN,
-        rects: vec![
-            Rect {
-                x0: 100,
-                y0: 100,
-                x1: 400,
-                y1: 300,
-                rgb: RED,
-            },
-            Rect {
-                x0: 600,
-                y0: 150,
-                x1: 900,
-                y1: 500,
-                rgb: BLUE,
-            },
-            Rect {
-                x0: 200,
-                y0: 600,
-                x1: 500,
-                y1: 950,
-                rgb: YELLOW,
-            },
-        ],
-        geotransform: Some(common::rasters::UTM_GT),
-        epsg: Some(32618),
-    }
-}
 
 /// CPU time (user + system) of a process, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
@@ -69,7 +35,7 @@ fn past_the_time_limit_is_504_and_the_slot_is_released() {
             "sam2:sam2-hiera-large",
         ],
     );
-    let bytes = big_scene().geotiff();
+    let bytes = Scene::three_objects_1024().geotiff();
 
     // 64×64 = 4096 prompts through the decoder, 16 at a time: minutes of work.
     let started = Instant::now();

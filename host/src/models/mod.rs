@@ -120,6 +120,24 @@ pub enum LoadedModel {
     Sam3(Arc<sam3::Sam3>),
 }
 
+/// The file configured under `<config_key>.<what>`; 503-class error when it is missing.
+pub(crate) fn configured_file(
+    config_key: &str,
+    what: &str,
+    path: &Option<PathBuf>,
+) -> Result<PathBuf, ModelError> {
+    let path = path
+        .clone()
+        .ok_or_else(|| ModelError::Unavailable(format!("{config_key}.{what} is not configured")))?;
+    if !path.is_file() {
+        return Err(ModelError::Unavailable(format!(
+            "{config_key}.{what}: model file {} does not exist",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
 /// Loads the model of `family` from `files` (blocking: reads and optimises the ONNX graphs).
 pub fn load(
     runtime: &OnnxRuntime,
@@ -127,20 +145,8 @@ pub fn load(
     config_key: &str,
     files: &ModelFiles,
 ) -> Result<Arc<dyn PromptableModel>, ModelError> {
-    let path = |p: &Option<PathBuf>, what: &str| -> Result<PathBuf, ModelError> {
-        let p = p.clone().ok_or_else(|| {
-            ModelError::Unavailable(format!("{config_key}.{what} is not configured"))
-        })?;
-        if !p.is_file() {
-            return Err(ModelError::Unavailable(format!(
-                "{config_key}.{what}: model file {} does not exist",
-                p.display()
-            )));
-        }
-        Ok(p)
-    };
-    let encoder = path(&files.encoder, "encoder")?;
-    let decoder = path(&files.decoder, "decoder")?;
+    let encoder = configured_file(config_key, "encoder", &files.encoder)?;
+    let decoder = configured_file(config_key, "decoder", &files.decoder)?;
     let names = tensors::TensorNames::new(&files.tensors);
     Ok(match family {
         ModelFamily::Sam => Arc::new(sam::Sam::load(runtime, &encoder, &decoder, names)?),

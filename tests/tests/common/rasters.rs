@@ -53,6 +53,30 @@ impl Scene {
         }
     }
 
+    /// 1024×1024 with three large objects, EPSG:32618: real work for the encoder and the
+    /// automatic generator (slow requests for timeout and shutdown tests).
+    pub fn three_objects_1024() -> Scene {
+        let rect = |x0, y0, x1, y1, rgb| Rect {
+            x0,
+            y0,
+            x1,
+            y1,
+            rgb,
+        };
+        Scene {
+            width: 1024,
+            height: 1024,
+            background: GREEN,
+            rects: vec![
+                rect(100, 100, 400, 300, RED),
+                rect(600, 150, 900, 500, BLUE),
+                rect(200, 600, 500, 950, YELLOW),
+            ],
+            geotransform: Some(UTM_GT),
+            epsg: Some(32618),
+        }
+    }
+
     /// Pixels, band-sequential.
     fn bands(&self) -> [Vec<u8>; 3] {
         let n = self.width * self.height;

@@ -12,7 +12,7 @@ pub mod clip_tokenizer;
 mod instances;
 
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ pub use clip_tokenizer::ClipTokenizer;
 use super::preprocess::resize_rgb;
 use super::runtime::OnnxRuntime;
 use super::tensors::TensorNames;
-use super::{Embedding, ModelError};
+use super::{configured_file, Embedding, ModelError};
 use crate::config::ModelFiles;
 use crate::masks::Mask;
 use crate::raster::RgbImage;
@@ -219,22 +219,10 @@ impl Sam3 {
         config_key: &str,
         files: &ModelFiles,
     ) -> Result<Sam3, ModelError> {
-        let path = |p: &Option<PathBuf>, what: &str| -> Result<PathBuf, ModelError> {
-            let p = p.clone().ok_or_else(|| {
-                ModelError::Unavailable(format!("{config_key}.{what} is not configured"))
-            })?;
-            if !p.is_file() {
-                return Err(ModelError::Unavailable(format!(
-                    "{config_key}.{what}: file {} does not exist",
-                    p.display()
-                )));
-            }
-            Ok(p)
-        };
-        let encoder = path(&files.encoder, "encoder")?;
-        let language = path(&files.language_encoder, "language_encoder")?;
-        let decoder = path(&files.decoder, "decoder")?;
-        let vocab = path(&files.tokenizer_vocab, "tokenizer_vocab")?;
+        let encoder = configured_file(config_key, "encoder", &files.encoder)?;
+        let language = configured_file(config_key, "language_encoder", &files.language_encoder)?;
+        let decoder = configured_file(config_key, "decoder", &files.decoder)?;
+        let vocab = configured_file(config_key, "tokenizer_vocab", &files.tokenizer_vocab)?;
         let tokenizer = ClipTokenizer::from_file(&vocab)
             .map_err(|e| ModelError::Unavailable(format!("{config_key}.tokenizer_vocab: {e}")))?;
         let names = TensorNames::new(&files.tensors);

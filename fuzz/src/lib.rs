@@ -6,7 +6,7 @@
 use std::sync::Once;
 
 use samgeo_host::http::form::Form;
-use samgeo_host::pipeline::automatic::{crops, grid, AutomaticParams};
+use samgeo_host::pipeline::mask_generator::{crops, grid, AutomaticParams};
 use samgeo_host::pipeline::prompts::{Prompts, MAX_BOXES, MAX_POINTS};
 use samgeo_host::raster::{BandSelection, OpenRaster, RasterError, RasterLimits};
 

@@ -12,8 +12,8 @@ use super::form::Form;
 use super::response::formatted;
 use crate::config::{default_model_id, model_ids, MODEL_VERSIONS};
 use crate::error::AppError;
-use crate::pipeline::automatic::AutomaticParams;
-use crate::pipeline::automatic_run::{self, AutomaticRequest};
+use crate::pipeline::automatic::{self, AutomaticRequest};
+use crate::pipeline::mask_generator::AutomaticParams;
 use crate::pipeline::predict::{self, PredictRequest};
 use crate::pipeline::prompts::Prompts;
 use crate::pipeline::text::{self, TextRequest};
@@ -288,7 +288,7 @@ pub async fn automatic(
         confidence_threshold: confidence as f32,
     };
     run_job(&state, deadline, limit, move |state| {
-        automatic_run::run(&state, request)
+        automatic::run(&state, request)
     })
     .await
 }

@@ -2,12 +2,13 @@
 //! Everything here is blocking and runs on the blocking thread pool.
 
 pub mod automatic;
-pub mod automatic_run;
 pub mod deadline;
+pub mod mask_generator;
 pub mod predict;
 pub mod prompts;
-mod shared;
+mod request;
+mod steps;
 pub mod text;
 
 pub use deadline::Deadline;
-pub use shared::{PipelineOutput, SegmentRequest, Stages};
+pub use request::{PipelineOutput, SegmentRequest, Stages};

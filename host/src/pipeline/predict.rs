@@ -2,7 +2,8 @@
 //! with `multimask_output`).
 
 use super::prompts::Prompts;
-use super::shared::{embedding_for, finish, prepare, PipelineOutput, SegmentRequest};
+use super::steps::{embedding_for, finish, prepare};
+use super::{PipelineOutput, SegmentRequest};
 use crate::error::AppError;
 use crate::models::sam3::{box_exemplars, point_exemplars};
 use crate::models::{mask_from_logits, DecoderPrompt, LoadedModel};
@@ -190,5 +191,5 @@ pub fn preload(
     version: &str,
     id: &str,
 ) -> Result<(), AppError> {
-    super::shared::model_for(state, config, version, id).map(|_| ())
+    super::steps::model_for(state, config, version, id).map(|_| ())
 }

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use super::shared::{embedding_for, finish, prepare, PipelineOutput, SegmentRequest, Stages};
+use super::steps::{embedding_for, finish, prepare};
+use super::{PipelineOutput, SegmentRequest, Stages};
 use crate::error::AppError;
 use crate::masks::Mask;
 use crate::models::sam3::Sam3;

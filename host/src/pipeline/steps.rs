@@ -1,11 +1,11 @@
-//! Steps every segmentation endpoint shares: the model, the raster, the cached embedding, and
-//! the filters + formatter at the end.
+//! The steps every segmentation endpoint shares: the model, the raster, the cached embedding,
+//! and the filters + formatter at the end.
 
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::Deadline;
+use super::request::{PipelineOutput, SegmentRequest, Stages};
 
 use crate::cache::EmbeddingKey;
 use crate::config::Config;
@@ -13,68 +13,8 @@ use crate::error::AppError;
 use crate::masks::{FormattedOutput, Mask, MaskSet, PluginRequest};
 use crate::models::sam3::Sam3;
 use crate::models::{self, Embedding, LoadedModel, ModelError, ModelFamily};
-use crate::raster::{BandSelection, OpenRaster, RasterInfo, RasterLimits, RgbImage};
+use crate::raster::{OpenRaster, RasterInfo, RasterLimits, RgbImage};
 use crate::state::AppState;
-
-/// What every segmentation request carries once its fields are checked.
-pub struct SegmentRequest {
-    pub model_version: String,
-    pub model_id: String,
-    pub output_format: String,
-    pub bands: BandSelection,
-    /// The upload.
-    pub bytes: Vec<u8>,
-    /// Parameters for the plugins (form fields and effective defaults).
-    pub params: Vec<(String, String)>,
-    pub deadline: Deadline,
-}
-
-/// A formatted response and how it was made.
-pub struct PipelineOutput {
-    pub output: FormattedOutput,
-    /// Whether the image embedding came from the cache.
-    pub cache_hit: bool,
-    pub mask_count: usize,
-    /// Time spent per stage, for the `Server-Timing` header.
-    pub stages: Stages,
-}
-
-/// Wall time of the pipeline's stages, in order.
-#[derive(Debug, Default, Clone)]
-pub struct Stages {
-    last: Option<std::time::Instant>,
-    /// (stage name, milliseconds).
-    pub spans: Vec<(&'static str, f64)>,
-}
-
-impl Stages {
-    /// Starts timing now.
-    pub fn start() -> Stages {
-        Stages {
-            last: Some(std::time::Instant::now()),
-            spans: Vec::new(),
-        }
-    }
-
-    /// Records the time since the previous mark as `stage`.
-    pub fn mark(&mut self, stage: &'static str) {
-        let now = std::time::Instant::now();
-        if let Some(last) = self.last {
-            self.spans
-                .push((stage, now.duration_since(last).as_secs_f64() * 1000.0));
-        }
-        self.last = Some(now);
-    }
-
-    /// The `Server-Timing` header value, e.g. `raster;dur=1.2, embedding;dur=30.5`.
-    pub fn header_value(&self) -> String {
-        self.spans
-            .iter()
-            .map(|(name, ms)| format!("{name};dur={ms:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
 
 /// The samgeo.toml key of a model, for messages.
 pub fn config_key(version: &str, id: &str) -> String {

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::automatic::{generate, AutomaticParams, CropBox};
-use super::shared::{embedding_for, finish, prepare, PipelineOutput, SegmentRequest};
+use super::mask_generator::{generate, AutomaticParams, CropBox};
+use super::steps::{embedding_for, finish, prepare};
 use super::text::detect_text;
+use super::{PipelineOutput, SegmentRequest};
 use crate::cache::EmbeddingKey;
 use crate::error::AppError;
 use crate::models::{

@@ -1,0 +1,65 @@
+//! What a segmentation request carries through the pipeline, and what comes out of it.
+
+use super::Deadline;
+use crate::masks::FormattedOutput;
+use crate::raster::BandSelection;
+
+/// What every segmentation request carries once its fields are checked.
+pub struct SegmentRequest {
+    pub model_version: String,
+    pub model_id: String,
+    pub output_format: String,
+    pub bands: BandSelection,
+    /// The upload.
+    pub bytes: Vec<u8>,
+    /// Parameters for the plugins (form fields and effective defaults).
+    pub params: Vec<(String, String)>,
+    pub deadline: Deadline,
+}
+
+/// A formatted response and how it was made.
+pub struct PipelineOutput {
+    pub output: FormattedOutput,
+    /// Whether the image embedding came from the cache.
+    pub cache_hit: bool,
+    pub mask_count: usize,
+    /// Time spent per stage, for the `Server-Timing` header.
+    pub stages: Stages,
+}
+
+/// Wall time of the pipeline's stages, in order.
+#[derive(Debug, Default, Clone)]
+pub struct Stages {
+    last: Option<std::time::Instant>,
+    /// (stage name, milliseconds).
+    pub spans: Vec<(&'static str, f64)>,
+}
+
+impl Stages {
+    /// Starts timing now.
+    pub fn start() -> Stages {
+        Stages {
+            last: Some(std::time::Instant::now()),
+            spans: Vec::new(),
+        }
+    }
+
+    /// Records the time since the previous mark as `stage`.
+    pub fn mark(&mut self, stage: &'static str) {
+        let now = std::time::Instant::now();
+        if let Some(last) = self.last {
+            self.spans
+                .push((stage, now.duration_since(last).as_secs_f64() * 1000.0));
+        }
+        self.last = Some(now);
+    }
+
+    /// The `Server-Timing` header value, e.g. `raster;dur=1.2, embedding;dur=30.5`.
+    pub fn header_value(&self) -> String {
+        self.spans
+            .iter()
+            .map(|(name, ms)| format!("{name};dur={ms:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

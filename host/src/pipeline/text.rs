@@ -11,6 +11,22 @@ use crate::models::LoadedModel;
 use crate::raster::OpenRaster;
 use crate::state::AppState;
 
+/// Longest text prompt accepted, in bytes of UTF-8. SAM3's language encoder reads 32 tokens (30
+/// after the start and end tokens): a few words. 4 KiB leaves room for any real prompt and
+/// keeps a request from making the server clean up megabytes of text.
+pub const MAX_PROMPT_BYTES: usize = 4096;
+
+/// 400 for a prompt longer than [`MAX_PROMPT_BYTES`], naming the limit.
+pub fn check_prompt(prompt: &str) -> Result<(), AppError> {
+    if prompt.len() > MAX_PROMPT_BYTES {
+        return Err(AppError::bad_request(format!(
+            "prompt is {} bytes; at most {MAX_PROMPT_BYTES} are accepted (SAM3 reads only the first 30 tokens of a prompt)",
+            prompt.len()
+        )));
+    }
+    Ok(())
+}
+
 /// A checked text request.
 pub struct TextRequest {
     pub common: SegmentRequest,
@@ -74,4 +90,18 @@ pub fn detect_text(
     let masks = model.detect(&embedding, &text, &[], confidence_threshold)?;
     stages.mark("decode");
     Ok((masks, cache_hit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_prompts_are_refused_naming_the_limit() {
+        assert!(check_prompt("red roofs").is_ok());
+        assert!(check_prompt(&"a".repeat(MAX_PROMPT_BYTES)).is_ok());
+        let e = check_prompt(&"a".repeat(MAX_PROMPT_BYTES + 1)).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.detail.contains("4096"), "{}", e.detail);
+    }
 }

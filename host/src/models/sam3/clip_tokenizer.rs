@@ -5,8 +5,13 @@
 //! `lower` cleaner (`ftfy.fix_text`, HTML unescaping, whitespace collapse, lower case) with the
 //! parts of ftfy that matter for prompts ported: curly quotes, Latin ligatures, full-width forms,
 //! control characters, NFC. ftfy's mojibake repair is not ported.
+//!
+//! Any text is tokenized quickly: words are read only until the context is full, the merges of
+//! one word take O(n log n) in its length (a heap of candidate pairs, not CLIP's rescans), and
+//! only short words are cached.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::io::Read;
 use std::path::Path;
 
@@ -25,6 +30,9 @@ pub const CONTEXT_LENGTH: usize = 32;
 const MERGES: usize = 49152 - 256 - 2;
 /// Words whose BPE result is remembered; the cache is emptied when it grows past this.
 const CACHE_LIMIT: usize = 16_384;
+/// Longest word (in bytes) whose BPE result is cached: real words are short, and a long one
+/// would hold its length in memory per entry.
+const MAX_CACHED_WORD_BYTES: usize = 64;
 const PATTERN: &str =
     r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
@@ -163,9 +171,18 @@ impl ClipTokenizer {
 
     /// The BPE ids of `text` after cleanup, without start/end tokens.
     pub fn encode_ids(&self, text: &str) -> Vec<i64> {
+        self.encode_ids_up_to(text, usize::MAX)
+    }
+
+    /// The first `max` BPE ids of `text` after cleanup: the words after those are not
+    /// tokenized.
+    pub fn encode_ids_up_to(&self, text: &str, max: usize) -> Vec<i64> {
         let text = clean(text);
         let mut ids = Vec::new();
         for m in self.pattern.find_iter(&text) {
+            if ids.len() >= max {
+                break;
+            }
             let word = m.as_str();
             match word {
                 "<|startoftext|>" => ids.push(START_OF_TEXT),
@@ -173,6 +190,7 @@ impl ClipTokenizer {
                 _ => ids.extend(self.bpe(word).into_iter().map(i64::from)),
             }
         }
+        ids.truncate(max);
         ids
     }
 
@@ -183,71 +201,97 @@ impl ClipTokenizer {
         self.encode_with_context(text, CONTEXT_LENGTH)
     }
 
-    /// As [`ClipTokenizer::encode`] with another context length (at least 2).
+    /// As [`ClipTokenizer::encode`] with another context length (at least 2). Only the ids
+    /// that fit are computed.
     pub fn encode_with_context(&self, text: &str, context_length: usize) -> Vec<i64> {
         let context_length = context_length.max(2);
         let mut tokens = Vec::with_capacity(context_length);
         tokens.push(START_OF_TEXT);
-        tokens.extend(self.encode_ids(text));
+        tokens.extend(self.encode_ids_up_to(text, context_length - 2));
         tokens.push(END_OF_TEXT);
-        if tokens.len() > context_length {
-            tokens.truncate(context_length);
-            tokens[context_length - 1] = END_OF_TEXT;
-        }
         tokens.resize(context_length, 0);
         tokens
     }
 
-    /// Byte-level BPE of one pre-tokenised word (the last symbol carries `</w>`).
+    /// Byte-level BPE of one pre-tokenised word (the last symbol carries `</w>`); short words
+    /// are cached.
     fn bpe(&self, word: &str) -> Vec<u32> {
-        if let Some(ids) = self.cache.lock().get(word) {
-            return ids.clone();
+        let cacheable = word.len() <= MAX_CACHED_WORD_BYTES;
+        if cacheable {
+            if let Some(ids) = self.cache.lock().get(word) {
+                return ids.clone();
+            }
         }
-        let bytes = word.as_bytes();
+        let symbols = self.merge(word.as_bytes());
+        if cacheable {
+            let mut cache = self.cache.lock();
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(word.to_string(), symbols.clone());
+        }
+        symbols
+    }
+
+    /// The merges of one word's bytes. CLIP repeatedly takes the lowest-ranked adjacent pair and
+    /// merges every occurrence of it left to right; here every candidate pair sits in a heap
+    /// ordered by (rank, position) over a linked list of symbols, which merges in the same order
+    /// because a pair made by a merge always ranks above the merge that made it (true of CLIP's
+    /// vocabulary: a merge's parts are made by earlier merges). O(n log n) in the word's length.
+    fn merge(&self, bytes: &[u8]) -> Vec<u32> {
+        let n = bytes.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        const NONE: usize = usize::MAX;
         let mut symbols: Vec<u32> = bytes
             .iter()
             .enumerate()
             .map(|(i, &b)| {
-                if i + 1 == bytes.len() {
+                if i + 1 == n {
                     self.byte_end_ids[b as usize]
                 } else {
                     self.byte_ids[b as usize]
                 }
             })
             .collect();
-        while symbols.len() > 1 {
-            let best = symbols
-                .windows(2)
-                .filter_map(|p| {
-                    self.merges
-                        .get(&(p[0], p[1]))
-                        .map(|&(rank, _)| (rank, p[0], p[1]))
-                })
-                .min();
-            let Some((rank, first, second)) = best else {
-                break;
-            };
-            let merged = self.merges[&(first, second)].1;
-            debug_assert_eq!(self.merges[&(first, second)].0, rank);
-            let mut next = Vec::with_capacity(symbols.len());
-            let mut i = 0;
-            while i < symbols.len() {
-                if i + 1 < symbols.len() && symbols[i] == first && symbols[i + 1] == second {
-                    next.push(merged);
-                    i += 2;
-                } else {
-                    next.push(symbols[i]);
-                    i += 1;
-                }
+        let mut next: Vec<usize> = (1..=n).map(|i| if i < n { i } else { NONE }).collect();
+        let mut prev: Vec<usize> = (0..n).map(|i| i.checked_sub(1).unwrap_or(NONE)).collect();
+        // (rank, left position, left symbol, right symbol), lowest first.
+        let mut heap: BinaryHeap<Reverse<(u32, usize, u32, u32)>> = BinaryHeap::new();
+        let candidate = |symbols: &[u32], left: usize, right: usize| {
+            self.merges
+                .get(&(symbols[left], symbols[right]))
+                .map(|&(rank, _)| Reverse((rank, left, symbols[left], symbols[right])))
+        };
+        heap.extend((0..n - 1).filter_map(|i| candidate(&symbols, i, i + 1)));
+        while let Some(Reverse((_, left, first, second))) = heap.pop() {
+            let right = next[left];
+            // Stale: the left symbol was merged away or changed, or its neighbour changed.
+            if symbols[left] != first || right == NONE || symbols[right] != second {
+                continue;
             }
-            symbols = next;
+            symbols[left] = self.merges[&(first, second)].1;
+            next[left] = next[right];
+            if next[right] != NONE {
+                prev[next[right]] = left;
+            }
+            // `right` is gone: unlinked, and its symbol can no longer match a heap entry.
+            symbols[right] = u32::MAX;
+            if prev[left] != NONE {
+                heap.extend(candidate(&symbols, prev[left], left));
+            }
+            if next[left] != NONE {
+                heap.extend(candidate(&symbols, left, next[left]));
+            }
         }
-        let mut cache = self.cache.lock();
-        if cache.len() >= CACHE_LIMIT {
-            cache.clear();
+        let mut merged = Vec::new();
+        let mut at = 0;
+        while at != NONE {
+            merged.push(symbols[at]);
+            at = next[at];
         }
-        cache.insert(word.to_string(), symbols.clone());
-        symbols
+        merged
     }
 }
 
@@ -470,6 +514,135 @@ pub(crate) mod tests {
             failures.len(),
             records.len(),
             failures.join("\n")
+        );
+    }
+
+    /// CLIP's own merge loop (the reference `bpe`): rescans for the best pair and merges every
+    /// occurrence left to right, quadratic in the word's length.
+    fn reference_merge(t: &ClipTokenizer, bytes: &[u8]) -> Vec<u32> {
+        let mut symbols: Vec<u32> = bytes
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                if i + 1 == bytes.len() {
+                    t.byte_end_ids[b as usize]
+                } else {
+                    t.byte_ids[b as usize]
+                }
+            })
+            .collect();
+        while symbols.len() > 1 {
+            let best = symbols
+                .windows(2)
+                .filter_map(|p| t.merges.get(&(p[0], p[1])).map(|&(r, _)| (r, p[0], p[1])))
+                .min();
+            let Some((_, first, second)) = best else {
+                break;
+            };
+            let merged = t.merges[&(first, second)].1;
+            let mut next = Vec::with_capacity(symbols.len());
+            let mut i = 0;
+            while i < symbols.len() {
+                if i + 1 < symbols.len() && symbols[i] == first && symbols[i + 1] == second {
+                    next.push(merged);
+                    i += 2;
+                } else {
+                    next.push(symbols[i]);
+                    i += 1;
+                }
+            }
+            symbols = next;
+        }
+        symbols
+    }
+
+    /// Letters from a fixed-seed generator, drawn from `alphabet`.
+    fn pseudo_random_word(seed: u64, len: usize, alphabet: &[u8]) -> String {
+        let mut state = seed;
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                alphabet[(state >> 33) as usize % alphabet.len()] as char
+            })
+            .collect()
+    }
+
+    #[test]
+    fn heap_merges_equal_clips_loop() {
+        let Some(vocab) = test_vocab() else {
+            return;
+        };
+        let t = ClipTokenizer::from_file(&vocab).expect("vocabulary loads");
+        let mut words: Vec<String> = [
+            "a",
+            "aa",
+            "aaa",
+            "aaaa",
+            "aaaaaaaaaaaaa",
+            "building",
+            "buildings",
+            "roof",
+            "reeeeed",
+            "mississippi",
+            "abababababab",
+            "lollollollol",
+            "caf\u{e9}",
+            "\u{1f3e0}\u{1f3e0}",
+        ]
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+        for (seed, len) in [(1, 17), (2, 64), (3, 200), (4, 1500)] {
+            words.push(pseudo_random_word(seed, len, b"abcdefghijklmnopqrstuvwxyz"));
+            words.push(pseudo_random_word(seed, len, b"aeinrst"));
+            words.push(pseudo_random_word(seed, len, b"ab"));
+        }
+        for word in &words {
+            assert_eq!(
+                t.merge(word.as_bytes()),
+                reference_merge(&t, word.as_bytes()),
+                "{word:?}"
+            );
+        }
+    }
+
+    /// A 1 MB prompt and a single 100 KB word: only what fits the context is tokenized (and the
+    /// long word is merged in O(n log n), not cached); the tokens are the reference's.
+    #[test]
+    fn huge_prompts_give_the_truncated_tokens() {
+        let Some(vocab) = test_vocab() else {
+            return;
+        };
+        let t = ClipTokenizer::from_file(&vocab).expect("vocabulary loads");
+        let phrase = "a photo of the red roofs of buildings near a river, ";
+        let huge = phrase.repeat(1024 * 1024 / phrase.len() + 1);
+        assert!(huge.len() >= 1024 * 1024);
+        // The first 30 ids come from the first words alone (3 phrases hold more than 30).
+        let expected = t.encode(&phrase.repeat(3));
+        assert_eq!(expected[CONTEXT_LENGTH - 1], END_OF_TEXT, "truncated");
+        assert_eq!(t.encode(&huge), expected);
+
+        let word = pseudo_random_word(7, 100 * 1024, b"abcdefghijklmnopqrstuvwxyz");
+        let tokens = t.encode(&word);
+        // The reference's merges of a 2 KB prefix give the same first ids: a merge depends only
+        // on its neighbourhood, and 30 tokens end far before the prefix does.
+        let reference = reference_merge(&t, &word.as_bytes()[..2048]);
+        let mut expected = vec![START_OF_TEXT];
+        expected.extend(
+            reference[..CONTEXT_LENGTH - 2]
+                .iter()
+                .map(|&id| i64::from(id)),
+        );
+        expected.push(END_OF_TEXT);
+        assert_eq!(tokens, expected);
+        assert!(
+            t.cache
+                .lock()
+                .keys()
+                .all(|w| w.len() <= MAX_CACHED_WORD_BYTES),
+            "long words are not cached"
         );
     }
 }

@@ -28,6 +28,13 @@ struct Entries {
     bytes: u64,
 }
 
+/// Whether a failed computation failed because of the request that ran it (its time limit
+/// passed: 504), rather than because of the image or the model: such a failure is not handed
+/// to the other requests waiting for the same embedding.
+fn owned_by_requester(error: &AppError) -> bool {
+    error.status == axum::http::StatusCode::GATEWAY_TIMEOUT
+}
+
 /// The embedding cache.
 pub struct EmbeddingCache {
     budget: u64,
@@ -49,39 +56,57 @@ impl EmbeddingCache {
     }
 
     /// The embedding for `key` and whether it was cached; computes it with `compute` (blocking)
-    /// when absent. Callers asking for the same key meanwhile wait for that one computation.
+    /// when absent. Callers asking for the same key meanwhile wait for that one computation and
+    /// share its result, or its failure, except a failure that belongs to the request that
+    /// computed ([`owned_by_requester`], its time limit): then a waiter computes it with its own
+    /// `compute`, which checks its own time limit first.
     pub fn get_or_compute(
         &self,
         key: &EmbeddingKey,
         compute: impl FnOnce() -> Result<Embedding, AppError>,
     ) -> Result<(Arc<Embedding>, bool), AppError> {
-        if let Some(e) = self.entries.lock().lru.get(key) {
-            return Ok((e.clone(), true));
-        }
-        let slot = self
-            .computing
-            .lock()
-            .entry(key.clone())
-            .or_default()
-            .clone();
-        let mut computed_here = false;
-        let result = slot.get_or_init(|| {
-            computed_here = true;
-            compute().map(Arc::new)
-        });
-        let outcome = match result {
-            Ok(embedding) => {
-                if computed_here {
-                    self.insert(key.clone(), embedding.clone());
-                }
-                Ok((embedding.clone(), !computed_here))
+        let mut compute = Some(compute);
+        loop {
+            if let Some(e) = self.entries.lock().lru.get(key) {
+                return Ok((e.clone(), true));
             }
-            Err(e) => Err(e.clone()),
-        };
-        if computed_here {
-            self.computing.lock().remove(key);
+            let slot = self
+                .computing
+                .lock()
+                .entry(key.clone())
+                .or_default()
+                .clone();
+            let mut computed_here = false;
+            let result = slot.get_or_init(|| {
+                computed_here = true;
+                match compute.take() {
+                    Some(compute) => compute().map(Arc::new),
+                    // Unreachable: a caller whose computation ran returns below.
+                    None => Err(AppError::internal("embedding computed twice")),
+                }
+            });
+            let outcome = match result {
+                Ok(embedding) => {
+                    if computed_here {
+                        self.insert(key.clone(), embedding.clone());
+                    }
+                    Ok((embedding.clone(), !computed_here))
+                }
+                Err(e) => Err(e.clone()),
+            };
+            if computed_here || outcome.is_err() {
+                // Done with this computation: the next caller starts a fresh one (unless
+                // someone already has).
+                let mut computing = self.computing.lock();
+                if computing.get(key).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                    computing.remove(key);
+                }
+            }
+            match outcome {
+                Err(e) if !computed_here && owned_by_requester(&e) => continue,
+                outcome => return outcome,
+            }
         }
-        outcome
     }
 
     fn insert(&self, key: EmbeddingKey, embedding: Arc<Embedding>) {
@@ -200,5 +225,45 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    /// One request's time limit passes while it computes: a request waiting for the same
+    /// embedding, whose own limit has not passed, computes it itself instead of receiving the
+    /// other's 504.
+    #[test]
+    fn a_waiter_does_not_inherit_another_requests_timeout() {
+        let cache = Arc::new(EmbeddingCache::new(1 << 20));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let first = {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                cache.get_or_compute(&key(7), || {
+                    started_tx.send(()).unwrap();
+                    // Long enough for the second request to be waiting on this computation.
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Err(AppError::new(
+                        axum::http::StatusCode::GATEWAY_TIMEOUT,
+                        "The request took longer than the server's limit of 1 s",
+                    ))
+                })
+            })
+        };
+        started_rx.recv().unwrap();
+        let runs = AtomicUsize::new(0);
+        let (second, hit) = cache
+            .get_or_compute(&key(7), || {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok(embedding(10))
+            })
+            .expect("the waiter computes the embedding itself");
+        assert!(!hit);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(second.tensors[0].1.len(), 10);
+        assert_eq!(first.join().unwrap().unwrap_err().status, 504);
+        // And it is cached for the next one.
+        let (_, hit) = cache
+            .get_or_compute(&key(7), || panic!("must not recompute"))
+            .unwrap();
+        assert!(hit);
     }
 }

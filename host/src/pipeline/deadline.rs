@@ -20,9 +20,24 @@ impl Deadline {
         }
     }
 
+    /// The instant the request must be done by.
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// The time limit the deadline was set with.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Whether the deadline has passed.
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
     /// 504 once the deadline has passed.
     pub fn check(&self) -> Result<(), AppError> {
-        if Instant::now() >= self.at {
+        if self.passed() {
             Err(self.exceeded())
         } else {
             Ok(())

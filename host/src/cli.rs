@@ -18,9 +18,10 @@ pub struct Cli {
     /// Port to listen on [default: server.port, 8000]
     #[arg(long)]
     pub port: Option<u16>,
-    /// Configuration file; built-in defaults when it does not exist.
-    #[arg(long, default_value = "samgeo.toml")]
-    pub config: PathBuf,
+    /// Configuration file; it must exist [default: ./samgeo.toml, where built-in defaults
+    /// apply when it does not exist]
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Load a model at start, as VERSION:MODEL_ID (repeatable), e.g. sam2:sam2-hiera-large.
     #[arg(long, value_name = "VERSION:MODEL_ID")]
     pub preload: Vec<String>,
@@ -30,6 +31,18 @@ pub struct Cli {
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
     #[arg(long, default_value = "info", env = "SAMGEO_LOG")]
     pub log_level: String,
+}
+
+/// The configuration file read when `--config` is not given (may be absent).
+pub const DEFAULT_CONFIG: &str = "samgeo.toml";
+
+impl Cli {
+    /// The configuration file in force: `--config`, else [`DEFAULT_CONFIG`].
+    pub fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+    }
 }
 
 /// Splits a `--preload` value; the message is the seed's.

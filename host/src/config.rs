@@ -27,6 +27,10 @@ pub struct ServerConfig {
     pub port: u16,
     /// Largest accepted request body (the upload plus form fields), in bytes.
     pub max_upload_bytes: u64,
+    /// Bytes of request bodies received or held at once (each counted at its declared
+    /// `Content-Length`, or `max_upload_bytes` when it has none) until its response is ready;
+    /// past it the client gets 503 with Retry-After. At least `max_upload_bytes`.
+    pub max_buffered_upload_bytes: u64,
     /// Largest accepted image, in pixels (width × height).
     pub max_pixels: u64,
     /// Time limit for one request, in seconds; past it the client gets 504.
@@ -37,7 +41,8 @@ pub struct ServerConfig {
     pub max_queued_requests: usize,
     /// When set, every route but `/health` needs `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
-    /// Origins allowed by CORS; empty allows none.
+    /// Origins allowed by CORS (e.g. `https://gis.example`); `*` allows any origin (without
+    /// credentials); empty allows none.
     pub cors_origins: Vec<String>,
     /// The only directory the server writes to (compiled plugin cache).
     pub cache_dir: PathBuf,
@@ -51,6 +56,7 @@ impl Default for ServerConfig {
             host: "0.0.0.0".into(),
             port: 8000,
             max_upload_bytes: 512 * 1024 * 1024,
+            max_buffered_upload_bytes: 2 * 1024 * 1024 * 1024,
             max_pixels: 268_435_456,
             request_timeout_secs: 300,
             max_concurrent_inferences: 2,
@@ -195,16 +201,36 @@ pub fn default_model_id(version: &str) -> Option<&'static str> {
 
 impl Config {
     /// Reads `path` when it exists (else built-in defaults), applies `SAMGEO_*` variables from
-    /// `env`, and checks the result.
+    /// `env`, and checks the result. For the implicit `./samgeo.toml`; a file the operator named
+    /// goes through [`Config::load_file`].
     pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Config> {
-        let mut table = if path.exists() {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            text.parse::<toml::Table>()
-                .with_context(|| format!("parsing {}", path.display()))?
+        if path.exists() {
+            Config::load_file(path, env)
         } else {
-            toml::Table::new()
-        };
+            Config::from_table(toml::Table::new(), path, env)
+        }
+    }
+
+    /// As [`Config::load`] for a file that must exist: missing or unreadable is an error naming
+    /// it (an operator who names a config file must not get the built-in defaults instead).
+    pub fn load_file(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        let table = text
+            .parse::<toml::Table>()
+            .with_context(|| format!("parsing {}", path.display()))?;
+        Config::from_table(table, path, env)
+    }
+
+    /// The configuration from the file's table (paths relative to `path`'s directory).
+    fn from_table(
+        mut table: toml::Table,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
         apply_env_overrides(&mut table, env)?;
         let mut config: Config = toml::Value::Table(table)
             .try_into()
@@ -247,6 +273,13 @@ impl Config {
         if self.server.max_concurrent_inferences == 0 {
             bail!("server.max_concurrent_inferences must be at least 1");
         }
+        if self.server.max_buffered_upload_bytes < self.server.max_upload_bytes {
+            bail!(
+                "server.max_buffered_upload_bytes ({}) must be at least server.max_upload_bytes ({}): the largest accepted upload could never be received",
+                self.server.max_buffered_upload_bytes,
+                self.server.max_upload_bytes
+            );
+        }
         if self.server.request_timeout_secs == 0 {
             bail!("server.request_timeout_secs must be at least 1");
         }
@@ -262,6 +295,13 @@ impl Config {
         for ep in &self.runtime.execution_providers {
             if ep != "cuda" && ep != "cpu" {
                 bail!("runtime.execution_providers: unknown provider '{ep}' (known: cuda, cpu)");
+            }
+        }
+        for origin in &self.server.cors_origins {
+            if origin != "*" && axum::http::HeaderValue::from_str(origin).is_err() {
+                bail!(
+                    "server.cors_origins: {origin:?} is not a valid origin (an HTTP header value such as \"https://gis.example\", or \"*\" for any origin)"
+                );
             }
         }
         if self.server.api_key.as_deref() == Some("") {
@@ -362,6 +402,58 @@ mod tests {
         let c = Config::load(Path::new("/nonexistent/samgeo.toml"), Vec::new()).unwrap();
         assert_eq!(c.server.port, 8000);
         assert_eq!(c.plugins.formats["geojson"], "geojson.wasm");
+    }
+
+    #[test]
+    fn a_named_file_must_exist() {
+        let missing = Path::new("/nonexistent/samgeo.toml");
+        let err = Config::load_file(missing, Vec::new()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("/nonexistent/samgeo.toml"),
+            "{err:#}"
+        );
+        // A directory is not readable as a file.
+        let err = Config::load_file(&std::env::temp_dir(), Vec::new()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("cannot read the configuration file"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn cors_origins_are_checked() {
+        let c = load_str("[server]\ncors_origins = [\"*\"]\n", &[]).unwrap();
+        assert_eq!(c.server.cors_origins, ["*"]);
+        load_str(
+            "[server]\ncors_origins = [\"https://gis.example\", \"http://localhost:3000\"]\n",
+            &[],
+        )
+        .unwrap();
+        let err = load_str(
+            "[server]\ncors_origins = [\"https://ok.example\", \"http://bad\\norigin\"]\n",
+            &[],
+        )
+        .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("cors_origins") && text.contains("bad\\norigin"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn upload_budget_holds_the_largest_upload() {
+        let c = load_str("", &[]).unwrap();
+        assert!(c.server.max_buffered_upload_bytes >= c.server.max_upload_bytes);
+        let err = load_str(
+            "[server]\nmax_upload_bytes = 1000\nmax_buffered_upload_bytes = 999\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("max_buffered_upload_bytes"),
+            "{err:#}"
+        );
     }
 
     #[test]

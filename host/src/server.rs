@@ -12,9 +12,13 @@ use crate::models::OnnxRuntime;
 use crate::plugins::PluginHost;
 use crate::state::AppState;
 
-/// Reads the configuration with the command line's overrides applied.
+/// Reads the configuration with the command line's overrides applied. A file named with
+/// `--config` must exist; only the implicit `./samgeo.toml` may be absent.
 pub fn load_config(cli: &Cli) -> Result<Config> {
-    let mut config = Config::load(&cli.config, std::env::vars())?;
+    let mut config = match &cli.config {
+        Some(path) => Config::load_file(path, std::env::vars())?,
+        None => Config::load(&cli.config_path(), std::env::vars())?,
+    };
     if let Some(host) = &cli.host {
         config.server.host = host.clone();
     }
@@ -83,7 +87,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     spawn_sighup_reload(state.clone());
     if cli.reload {
-        spawn_config_watch(state.clone(), cli.config.clone());
+        spawn_config_watch(state.clone(), cli.config_path());
     }
     let address = format!("{}:{}", config.server.host, config.server.port);
     let listener = tokio::net::TcpListener::bind(&address)

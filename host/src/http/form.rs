@@ -35,7 +35,8 @@ impl Form {
                 let bytes = field.bytes().await.map_err(multipart_error)?;
                 form.file = Some(Upload {
                     file_name,
-                    bytes: bytes.to_vec(),
+                    // The buffer the body was received into, not a copy of it.
+                    bytes: Vec::from(bytes),
                 });
             } else {
                 let value = field.text().await.map_err(multipart_error)?;

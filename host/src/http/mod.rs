@@ -9,6 +9,8 @@ mod response;
 mod segment;
 mod upload_limit;
 
+use std::sync::Arc;
+
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method};
 use axum::routing::{get, post};
@@ -37,7 +39,12 @@ pub fn router(state: AppState) -> Router {
             auth::require_api_key,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            upload_limit::UploadLimits {
+                state: state.clone(),
+                budget: Arc::new(upload_limit::UploadBudget::new(
+                    config.server.max_buffered_upload_bytes,
+                )),
+            },
             upload_limit::enforce,
         ))
         .layer(DefaultBodyLimit::max(
@@ -63,20 +70,27 @@ async fn method_not_allowed() -> crate::error::AppError {
     )
 }
 
-/// CORS for the configured origins; none configured → no CORS headers at all.
+/// CORS for the configured origins; none configured → no CORS headers at all; `*` → any
+/// origin (never with credentials). The origins were checked at start-up
+/// ([`Config::validate`]).
 fn cors_layer(config: &Config) -> Option<CorsLayer> {
-    let origins: Vec<HeaderValue> = config
-        .server
-        .cors_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
+    let origins = &config.server.cors_origins;
     if origins.is_empty() {
         return None;
     }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        )
+    };
     Some(
         CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
+            .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
             .allow_headers([
                 axum::http::header::AUTHORIZATION,

@@ -164,6 +164,16 @@ fn automatic_rejects_bad_generator_settings() {
     ));
     assert_eq!(status, 400, "{d}");
     assert!(d.contains("points_per_side"), "{d}");
+    // SAM3's confidence_threshold is range-checked here as on /segment/text.
+    for bad in ["1.5", "-0.1"] {
+        let (status, d) = common::detail(server.post_form(
+            "/segment/automatic",
+            Some(("s.tif", scene().geotiff())),
+            &[("model_version", "sam3"), ("confidence_threshold", bad)],
+        ));
+        assert_eq!(status, 400, "{bad}: {d}");
+        assert!(d.contains("confidence_threshold"), "{d}");
+    }
 }
 
 #[test]
@@ -197,6 +207,16 @@ fn text_prompt_finds_the_red_objects() {
         &[("prompt", "red"), ("backend", "transformers")],
     ));
     assert_eq!(again.features.len(), 2);
+    // A prompt past the length limit: 400 naming the limit (a 1 MB prompt would otherwise hold
+    // an inference slot while it is tokenized).
+    let long = "red ".repeat(250_000);
+    let (status, d) = common::detail(server.post_form(
+        "/segment/text",
+        Some(("s.tif", s.geotiff())),
+        &[("prompt", long.as_str())],
+    ));
+    assert_eq!(status, 400, "{d}");
+    assert!(d.contains("4096"), "{d}");
 }
 
 #[test]
@@ -222,5 +242,29 @@ fn sam3_automatic_and_exemplar_boxes() {
     assert_eq!(fc.features.len(), 2);
     for score in matches(&s, &s.rects[..2], &fc) {
         assert!(score >= 0.85, "IoU {score}");
+    }
+    // Points are the seed's predict_inst (the object under the point): the configured export
+    // lacks SAM3's interactive instance head, so 400 naming it (not exemplars in disguise), with
+    // or without boxes.
+    for fields in [
+        vec![("point_coords", "[[70, 70]]")],
+        vec![
+            ("point_coords", "[[70, 70]]"),
+            ("point_labels", "[1]"),
+            ("boxes", "[[25, 25, 115, 115]]"),
+        ],
+    ] {
+        let mut fields = fields;
+        fields.push(("model_version", "sam3"));
+        let (status, d) = common::detail(server.post_form(
+            "/segment/predict",
+            Some(("s.tif", s.geotiff())),
+            &fields,
+        ));
+        assert_eq!(status, 400, "{d}");
+        assert!(
+            d.contains("instance head") && d.contains("models.sam3.\"facebook/sam3\""),
+            "{d}"
+        );
     }
 }

@@ -122,3 +122,35 @@ fn only_the_configured_origin_is_allowed() {
         );
     }
 }
+
+/// `cors_origins = ["*"]` starts (tower-http's origin list would panic on it) and allows any
+/// origin with `*`, never with credentials.
+#[test]
+fn a_wildcard_allows_any_origin_without_credentials() {
+    let server = Server::start_with(
+        |c| {
+            let s = c["server"].as_table_mut().unwrap();
+            s.insert("cors_origins".into(), toml::Value::Array(vec!["*".into()]));
+        },
+        &[],
+    );
+    for origin in ["http://gis.example", "https://other.example:8443", "null"] {
+        let r = get_health(&server, origin);
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(
+            r.headers().get(ACAO).map(|v| v.to_str().unwrap()),
+            Some("*"),
+            "{origin}"
+        );
+        assert!(r
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none());
+        let r = preflight(&server, origin);
+        assert!(r.status().is_success(), "{}", r.status());
+        assert_eq!(
+            r.headers().get(ACAO).map(|v| v.to_str().unwrap()),
+            Some("*")
+        );
+    }
+}

@@ -1,7 +1,9 @@
 //! Reliability: a request past `server.request_timeout_secs` gets 504 naming the limit, soon
-//! after the limit, and its inference slot is released (the work itself stops at the next
-//! pipeline stage): with one slot, a quick predict right after succeeds, and the server's CPU
-//! goes quiet instead of finishing the abandoned work.
+//! after the limit; its work stops within the decoder batch it was in, and only then is its
+//! inference slot released (so abandoned work never runs beside the next request): with one
+//! slot, a quick predict soon after succeeds, and the server's CPU goes quiet instead of
+//! finishing the abandoned work. (That the slot is held until the work stops is proved
+//! deterministically by `cache::limiter`'s unit tests.)
 
 mod common;
 
@@ -61,21 +63,24 @@ fn past_the_time_limit_is_504_and_the_slot_is_released() {
         "504 came {took:?} after a 1 s limit"
     );
 
-    // The only slot is free again (no queue: a held slot would answer 503 at once).
+    // The only slot comes free once the abandoned work has stopped, within one decoder batch
+    // (no queue: while it is held, 503 at once).
     let started = Instant::now();
-    let r = server.post_form(
-        "/segment/predict",
-        Some(("small.tif", Scene::red_square().geotiff())),
-        &[("point_coords", "[[200, 150]]")],
-    );
+    let (status, busy) = loop {
+        let r = server.post_form(
+            "/segment/predict",
+            Some(("small.tif", Scene::red_square().geotiff())),
+            &[("point_coords", "[[200, 150]]")],
+        );
+        let status = r.status().as_u16();
+        if status != 503 || started.elapsed() > Duration::from_secs(20) {
+            break (status, r.text().unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let quick = started.elapsed();
-    let status = r.status().as_u16();
-    eprintln!("quick predict after the 504: {status} in {quick:?}");
-    assert_eq!(status, 200, "{}", r.text().unwrap_or_default());
-    assert!(
-        quick < Duration::from_secs(5),
-        "quick predict took {quick:?}"
-    );
+    eprintln!("quick predict after the 504: {status} {quick:?} later");
+    assert_eq!(status, 200, "{busy}");
 
     // The abandoned generation stops within the decoder batch it was in: the server goes
     // quiet (a 500 ms window under 15% of a core) within a few seconds, where without the

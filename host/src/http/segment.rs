@@ -32,17 +32,17 @@ fn py_list(items: &[&str]) -> String {
 /// and what it sent forever).
 async fn read_form(
     multipart: Result<Multipart, MultipartRejection>,
-    limit: Duration,
+    deadline: Deadline,
 ) -> Result<Form, AppError> {
     match multipart {
-        Ok(m) => tokio::time::timeout(limit, Form::read(m))
+        Ok(m) => tokio::time::timeout_at(deadline.at().into(), Form::read(m))
             .await
             .unwrap_or_else(|_| {
                 Err(AppError::new(
                     axum::http::StatusCode::REQUEST_TIMEOUT,
                     format!(
                         "The request body was not received within the server's limit of {} s",
-                        limit.as_secs_f64()
+                        deadline.limit().as_secs_f64()
                     ),
                 ))
             }),
@@ -56,7 +56,6 @@ async fn read_form(
 struct Received {
     form: Form,
     file: super::form::Upload,
-    limit: Duration,
     deadline: Deadline,
 }
 
@@ -67,12 +66,11 @@ async fn receive(
 ) -> Result<Received, AppError> {
     let limit = Duration::from_secs(state.config().server.request_timeout_secs);
     let deadline = Deadline::after(limit);
-    let mut form = read_form(multipart, limit).await?;
+    let mut form = read_form(multipart, deadline).await?;
     let file = form.take_file()?;
     Ok(Received {
         form,
         file,
-        limit,
         deadline,
     })
 }
@@ -124,6 +122,17 @@ fn size_limits(form: &Form) -> Result<(i64, Option<i64>), AppError> {
     Ok((min_size, max_size))
 }
 
+/// SAM3's `confidence_threshold` (default 0.5), between 0 and 1.
+fn confidence_threshold(form: &Form) -> Result<f64, AppError> {
+    let confidence = form.float_or("confidence_threshold", 0.5)?;
+    if !(0.0..=1.0).contains(&confidence) {
+        return Err(AppError::bad_request(format!(
+            "confidence_threshold must be between 0 and 1 (got {confidence})"
+        )));
+    }
+    Ok(confidence)
+}
+
 /// The plugin parameters: every text field, with the effective size limits.
 fn plugin_params(form: &Form, min_size: i64, max_size: Option<i64>) -> Vec<(String, String)> {
     let mut params: Vec<(String, String)> = form
@@ -139,24 +148,19 @@ fn plugin_params(form: &Form, min_size: i64, max_size: Option<i64>) -> Vec<(Stri
     params
 }
 
-/// Runs `job` on the blocking pool inside an inference slot, within the time limit.
+/// Runs `job` on the blocking pool inside an inference slot, within the request's deadline
+/// (see [`crate::cache::InferenceLimiter::run`]: the slot is kept until the job stops).
 async fn run_job(
     state: &AppState,
     deadline: Deadline,
-    limit: Duration,
     job: impl FnOnce(AppState) -> Result<PipelineOutput, AppError> + Send + 'static,
 ) -> Result<Response, AppError> {
-    let work = async {
-        let _permit = state.limiter.acquire().await?;
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || job(state))
-            .await
-            .map_err(|e| AppError::internal(format!("segmentation task failed: {e}")))?
-    };
-    match tokio::time::timeout(limit, work).await {
-        Ok(result) => result.map(formatted),
-        Err(_) => Err(deadline.exceeded()),
-    }
+    let job_state = state.clone();
+    state
+        .limiter
+        .run(deadline, move || job(job_state))
+        .await
+        .map(formatted)
 }
 
 /// `POST /segment/predict`: segmentation from points and/or boxes.
@@ -172,7 +176,6 @@ pub async fn predict(
     let Received {
         form,
         file,
-        limit,
         deadline,
     } = receive(&state, multipart).await?;
     let (model_version, model_id) = model_choice(&form)?;
@@ -182,6 +185,7 @@ pub async fn predict(
         form.text("point_labels"),
         form.text("boxes"),
     )?;
+    predict::check_sam3_points(&state.config(), &model_version, &model_id, &prompts)?;
     let multimask = form.bool_or("multimask_output", false)?;
     let (min_size, max_size) = size_limits(&form)?;
     let bands = BandSelection::parse(form.text("bands"))?;
@@ -206,10 +210,7 @@ pub async fn predict(
         point_crs,
         multimask,
     };
-    run_job(&state, deadline, limit, move |state| {
-        predict::run(&state, request)
-    })
-    .await
+    run_job(&state, deadline, move |state| predict::run(&state, request)).await
 }
 
 /// `POST /segment/automatic`: masks for everything in the image.
@@ -225,7 +226,6 @@ pub async fn automatic(
     let Received {
         form,
         file,
-        limit,
         deadline,
     } = receive(&state, multipart).await?;
     let (model_version, model_id) = model_choice(&form)?;
@@ -267,7 +267,7 @@ pub async fn automatic(
         ..defaults
     };
     params.validate().map_err(AppError::bad_request)?;
-    let confidence = form.float_or("confidence_threshold", 0.5)?;
+    let confidence = confidence_threshold(&form)?;
     let bands = BandSelection::parse(form.text("bands"))?;
     let mut params_for_plugins = plugin_params(&form, min_size, max_size);
     params_for_plugins.retain(|(k, _)| k != "foreground" && k != "unique");
@@ -287,7 +287,7 @@ pub async fn automatic(
         params,
         confidence_threshold: confidence as f32,
     };
-    run_job(&state, deadline, limit, move |state| {
+    run_job(&state, deadline, move |state| {
         automatic::run(&state, request)
     })
     .await
@@ -305,10 +305,10 @@ pub async fn text(
     let Received {
         form,
         file,
-        limit,
         deadline,
     } = receive(&state, multipart).await?;
     let prompt = form.required_text("prompt")?.trim().to_string();
+    text::check_prompt(&prompt)?;
     let model_id = match form.text("model_id") {
         Some(id) if model_ids("sam3").contains(&id) => id.to_string(),
         Some(id) => {
@@ -326,12 +326,7 @@ pub async fn text(
         )));
     }
     let output_format = output_format(&state, &form)?;
-    let confidence = form.float_or("confidence_threshold", 0.5)?;
-    if !(0.0..=1.0).contains(&confidence) {
-        return Err(AppError::bad_request(format!(
-            "confidence_threshold must be between 0 and 1 (got {confidence})"
-        )));
-    }
+    let confidence = confidence_threshold(&form)?;
     let (min_size, max_size) = size_limits(&form)?;
     let bands = BandSelection::parse(form.text("bands"))?;
     let request = TextRequest {
@@ -347,8 +342,5 @@ pub async fn text(
         prompt,
         confidence_threshold: confidence as f32,
     };
-    run_job(&state, deadline, limit, move |state| {
-        text::run(&state, request)
-    })
-    .await
+    run_job(&state, deadline, move |state| text::run(&state, request)).await
 }

@@ -5,7 +5,7 @@ use super::prompts::Prompts;
 use super::steps::{embedding_for, finish, prepare};
 use super::{PipelineOutput, SegmentRequest};
 use crate::error::AppError;
-use crate::models::sam3::{box_exemplars, point_exemplars};
+use crate::models::sam3::{self, box_exemplars};
 use crate::models::{mask_from_logits, DecoderPrompt, LoadedModel};
 use crate::raster::{to_pixel_coords, RasterInfo};
 use crate::state::AppState;
@@ -67,18 +67,10 @@ pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutp
             drop(raster);
             stages.mark("embedding");
             deadline.check()?;
-            // Boxes are exemplars (find every similar object); a point is a small box.
-            let mut exemplars = Vec::new();
-            for row in rows.iter().take(1) {
-                exemplars.extend(point_exemplars(
-                    &row.points,
-                    &row.labels,
-                    info.width,
-                    info.height,
-                ));
-            }
+            // Boxes are exemplars: every object like them (as the seed). Points never get here
+            // ([`check_sam3_points`]).
             let boxes: Vec<[f64; 4]> = rows.iter().filter_map(|r| r.bbox).collect();
-            exemplars.extend(box_exemplars(&boxes, info.width, info.height));
+            let exemplars = box_exemplars(&boxes, info.width, info.height);
             let text = model.encode_text(SAM3_EXEMPLAR_PROMPT)?;
             let masks = model.detect_exemplars(&embedding, &text, &exemplars, SAM3_CONFIDENCE)?;
             stages.mark("decode");
@@ -182,6 +174,26 @@ fn pixel_prompts(
     } else {
         boxes.into_iter().map(|b| row(Some(b))).collect()
     })
+}
+
+/// SAM3 point prompts are the seed's `predict_inst`: the object under the point, from SAM3's
+/// interactive instance head. The SAM3 exports this server loads (samexporter's) lack that
+/// head, so a configured SAM3 model answers points with 400 naming what it lacks, rather than
+/// treating them as exemplars (every similar object). Without files configured the request goes
+/// on to the usual 503 naming the key to add.
+pub fn check_sam3_points(
+    config: &crate::config::Config,
+    version: &str,
+    id: &str,
+    prompts: &Prompts,
+) -> Result<(), AppError> {
+    if version == "sam3" && !prompts.points.is_empty() && config.model_files(version, id).is_some()
+    {
+        return Err(AppError::bad_request(sam3::points_unsupported(
+            &super::steps::config_key(version, id),
+        )));
+    }
+    Ok(())
 }
 
 /// Loads a model at start-up (`--preload`).

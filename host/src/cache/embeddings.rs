@@ -56,6 +56,7 @@ impl EmbeddingCache {
         compute: impl FnOnce() -> Result<Embedding, AppError>,
     ) -> Result<(Arc<Embedding>, bool), AppError> {
         if let Some(e) = self.entries.lock().lru.get(key) {
+            crate::metrics::embedding_cache_lookup(true);
             return Ok((e.clone(), true));
         }
         let slot = self
@@ -81,6 +82,7 @@ impl EmbeddingCache {
         if computed_here {
             self.computing.lock().remove(key);
         }
+        crate::metrics::embedding_cache_lookup(matches!(outcome, Ok((_, true))));
         outcome
     }
 

@@ -10,6 +10,7 @@ use crate::error::AppError;
 /// Bounds the inferences running and waiting.
 pub struct InferenceLimiter {
     slots: Arc<Semaphore>,
+    capacity: usize,
     waiting: AtomicUsize,
     max_waiting: usize,
 }
@@ -22,6 +23,7 @@ impl InferenceLimiter {
     pub fn new(running: usize, waiting: usize) -> InferenceLimiter {
         InferenceLimiter {
             slots: Arc::new(Semaphore::new(running.max(1))),
+            capacity: running.max(1),
             waiting: AtomicUsize::new(0),
             max_waiting: waiting,
         }
@@ -45,6 +47,11 @@ impl InferenceLimiter {
         permit
             .map(InferencePermit)
             .map_err(|_| AppError::unavailable("The server is shutting down").with_retry_after(5))
+    }
+
+    /// Inferences holding a slot now.
+    pub fn running(&self) -> usize {
+        self.capacity.saturating_sub(self.slots.available_permits())
     }
 
     /// Requests waiting for a slot now.

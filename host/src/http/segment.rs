@@ -149,7 +149,8 @@ async fn run_job(
     let work = async {
         let _permit = state.limiter.acquire().await?;
         let state = state.clone();
-        tokio::task::spawn_blocking(move || job(state))
+        let span = tracing::Span::current(); // the request's id on the pipeline's log lines
+        tokio::task::spawn_blocking(move || span.in_scope(|| job(state)))
             .await
             .map_err(|e| AppError::internal(format!("segmentation task failed: {e}")))?
     };

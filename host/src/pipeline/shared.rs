@@ -37,6 +37,9 @@ pub struct PipelineOutput {
     pub mask_count: usize,
     /// Time spent per stage, for the `Server-Timing` header.
     pub stages: Stages,
+    /// The model that ran (for the access log and metrics).
+    pub model_version: String,
+    pub model_id: String,
 }
 
 /// Wall time of the pipeline's stages, in order.
@@ -181,6 +184,8 @@ pub fn finish(
         cache_hit,
         mask_count,
         stages,
+        model_version: common.model_version.clone(),
+        model_id: common.model_id.clone(),
     })
 }
 

@@ -126,7 +126,10 @@ fn click(server: &Server, image: &[u8], request_id: Option<&str>) -> reqwest::bl
         )
         .text("point_coords", "[[20, 20]]")
         .text("point_labels", "[1]");
-    let mut request = server.client.post(server.url("/segment/predict")).multipart(form);
+    let mut request = server
+        .client
+        .post(server.url("/segment/predict"))
+        .multipart(form);
     if let Some(id) = request_id {
         request = request.header("x-request-id", id);
     }
@@ -176,7 +179,10 @@ fn metrics_exist_from_start_and_move_with_traffic() {
     }
     for outcome in ["hit", "miss"] {
         assert_eq!(
-            before.get("samgeo_embedding_cache_requests_total", &[("outcome", outcome)]),
+            before.get(
+                "samgeo_embedding_cache_requests_total",
+                &[("outcome", outcome)]
+            ),
             Some(0.0)
         );
     }
@@ -257,8 +263,14 @@ fn metrics_exist_from_start_and_move_with_traffic() {
         after.value("samgeo_embedding_cache_requests_total", &hits),
         1.0
     );
-    assert_eq!(after.value("samgeo_rejected_total", &[("reason", "too_large")]), 1.0);
-    assert_eq!(after.value("samgeo_rejected_total", &[("reason", "auth")]), 0.0);
+    assert_eq!(
+        after.value("samgeo_rejected_total", &[("reason", "too_large")]),
+        1.0
+    );
+    assert_eq!(
+        after.value("samgeo_rejected_total", &[("reason", "auth")]),
+        0.0
+    );
     assert!(after.value("samgeo_embedding_cache_bytes", &[]) > 0.0);
     assert_eq!(after.value("samgeo_models_loaded", &[]), 1.0);
     assert_eq!(after.value("samgeo_inferences_running", &[]), 0.0);
@@ -357,7 +369,10 @@ fn request_ids_are_echoed_and_on_every_log_line_of_the_request() {
         .header("x-request-id", "obs-unconfigured")
         .multipart(
             common::Form::new()
-                .part("file", common::Part::bytes(image.clone()).file_name("a.tif"))
+                .part(
+                    "file",
+                    common::Part::bytes(image.clone()).file_name("a.tif"),
+                )
                 .text("point_coords", "[[20, 20]]")
                 .text("model_version", "sam")
                 .text("model_id", "vit_b"),
@@ -448,9 +463,7 @@ fn json_logs_parse_and_carry_the_request_id() {
     let r = click(&server, &image, Some("obs-json-2"));
     assert_eq!(r.status(), 200);
     let lines = json_lines(&server.log());
-    assert!(lines
-        .iter()
-        .any(|l| l["message"] == "samgeo-api listening"));
+    assert!(lines.iter().any(|l| l["message"] == "samgeo-api listening"));
     let access = |id: &str| {
         lines
             .iter()

@@ -109,7 +109,14 @@ pub const REJECT_REASONS: [&str; 4] = ["overload", "too_large", "timeout", "auth
 /// Label values of `samgeo_embedding_cache_requests_total{outcome}`.
 pub const CACHE_OUTCOMES: [&str; 2] = ["hit", "miss"];
 /// Stages the pipelines mark (see `pipeline::Stages`); `generate` is the automatic generator.
-pub const STAGES: [&str; 6] = ["prepare", "embedding", "decode", "masks", "generate", "plugins"];
+pub const STAGES: [&str; 6] = [
+    "prepare",
+    "embedding",
+    "decode",
+    "masks",
+    "generate",
+    "plugins",
+];
 /// Label values of `samgeo_plugin_calls_total{outcome}`.
 pub const PLUGIN_OUTCOMES: [&str; 4] = ["ok", "rejected", "timeout", "failed"];
 /// The `route` label of requests that matched no route.

@@ -65,6 +65,19 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn counts_the_running_inferences() {
+        let limiter = InferenceLimiter::new(2, 0);
+        assert_eq!(limiter.running(), 0);
+        let first = limiter.acquire().await.unwrap();
+        let second = limiter.acquire().await.unwrap();
+        assert_eq!(limiter.running(), 2);
+        drop(first);
+        assert_eq!(limiter.running(), 1);
+        drop(second);
+        assert_eq!(limiter.running(), 0);
+    }
+
+    #[tokio::test]
     async fn rejects_past_the_queue() {
         let limiter = Arc::new(InferenceLimiter::new(1, 1));
         let first = limiter.acquire().await.unwrap();

@@ -31,6 +31,9 @@ pub struct Cli {
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
     #[arg(long, default_value = "info", env = "SAMGEO_LOG")]
     pub log_level: String,
+    /// Log lines as text or JSON objects [default: server.log_format, text]
+    #[arg(long, value_enum)]
+    pub log_format: Option<crate::logging::LogFormat>,
 }
 
 /// The configuration file read when `--config` is not given (may be absent).

@@ -17,6 +17,7 @@ pub struct Config {
     /// Model files per version ("sam", "sam2", "sam3") and model id.
     pub models: BTreeMap<String, BTreeMap<String, ModelFiles>>,
     pub plugins: PluginsConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// `[server]`: the HTTP side.
@@ -44,6 +45,8 @@ pub struct ServerConfig {
     /// Origins allowed by CORS (e.g. `https://gis.example`); `*` allows any origin (without
     /// credentials); empty allows none.
     pub cors_origins: Vec<String>,
+    /// Log lines as `text` or `json` (`--log-format` overrides).
+    pub log_format: crate::logging::LogFormat,
     /// The only directory the server writes to (compiled plugin cache).
     pub cache_dir: PathBuf,
     /// Seconds in-flight requests get to finish after SIGTERM.
@@ -63,6 +66,7 @@ impl Default for ServerConfig {
             max_queued_requests: 32,
             api_key: None,
             cors_origins: Vec::new(),
+            log_format: crate::logging::LogFormat::Text,
             cache_dir: PathBuf::from(".samgeo-cache"),
             shutdown_grace_secs: 30,
         }
@@ -167,6 +171,25 @@ impl Default for PluginsConfig {
             options: BTreeMap::new(),
             memory_limit_bytes: 512 * 1024 * 1024,
             call_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// `[metrics]`: the Prometheus endpoint `GET /metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Whether `/metrics` needs the API key (when `server.api_key` is set).
+    pub require_api_key: bool,
+    /// Serve `/metrics` on this port (same host) instead of the API's port.
+    pub port: Option<u16>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            require_api_key: true,
+            port: None,
         }
     }
 }
@@ -304,6 +327,9 @@ impl Config {
                 );
             }
         }
+        if self.metrics.port == Some(self.server.port) {
+            bail!("metrics.port must differ from server.port (leave it out to serve /metrics on the API's port)");
+        }
         if self.server.api_key.as_deref() == Some("") {
             bail!("server.api_key is empty: remove the key to disable authentication");
         }
@@ -353,7 +379,7 @@ fn apply_env_overrides(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<()> {
-    const SECTIONS: [&str; 4] = ["server", "runtime", "caches", "plugins"];
+    const SECTIONS: [&str; 5] = ["server", "runtime", "caches", "plugins", "metrics"];
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("SAMGEO_") else {
             continue;
@@ -476,6 +502,24 @@ mod tests {
     fn bad_env_value_is_named() {
         let err = load_str("", &[("SAMGEO_SERVER_PORT", "eighty")]).unwrap_err();
         assert!(format!("{err:#}").contains("port"), "{err:#}");
+    }
+
+    #[test]
+    fn metrics_and_log_format_keys() {
+        let c = load_str(
+            "[server]\nlog_format = \"json\"\n[metrics]\nport = 9100\n",
+            &[("SAMGEO_METRICS_REQUIRE_API_KEY", "false")],
+        )
+        .unwrap();
+        assert_eq!(c.server.log_format, crate::logging::LogFormat::Json);
+        assert_eq!(c.metrics.port, Some(9100));
+        assert!(!c.metrics.require_api_key);
+        let d = Config::default();
+        assert!(d.metrics.require_api_key && d.metrics.port.is_none());
+        let err = load_str("[metrics]\nport = 8000\n", &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("metrics.port"), "{err:#}");
+        let err = load_str("[server]\nlog_format = \"xml\"\n", &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("log_format"), "{err:#}");
     }
 
     #[test]

@@ -11,12 +11,7 @@ fn main() -> std::process::ExitCode {
         std::env::set_var("ORT_DISABLE_TELEMETRY", "1");
     }
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
+    // Logging starts in `server::run`, once the configuration (server.log_format) is read.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

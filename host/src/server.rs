@@ -47,6 +47,11 @@ fn route_gdal_messages() {
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn run(cli: Cli) -> Result<()> {
     let config = load_config(&cli)?;
+    crate::logging::init(
+        &cli.log_level,
+        cli.log_format.unwrap_or(config.server.log_format),
+    );
+    crate::metrics::init();
     let preloads = cli
         .preload
         .iter()
@@ -94,6 +99,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         .await
         .with_context(|| format!("binding {address}"))?;
     tracing::info!(address = %listener.local_addr()?, "samgeo-api listening");
+    if let Some(port) = config.metrics.port {
+        serve_metrics(state.clone(), &config.server.host, port).await?;
+    }
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server =
@@ -112,6 +120,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; exiting");
         }
     }
+    Ok(())
+}
+
+/// `[metrics] port`: `GET /metrics` on its own listener, until the process ends.
+async fn serve_metrics(state: AppState, host: &str, port: u16) -> Result<()> {
+    let address = format!("{host}:{port}");
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("binding {address} (metrics.port)"))?;
+    tracing::info!(address = %listener.local_addr()?, "metrics listening");
+    let app = crate::http::metrics_router(state);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("metrics listener stopped: {e}");
+        }
+    });
     Ok(())
 }
 

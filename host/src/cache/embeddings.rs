@@ -68,6 +68,7 @@ impl EmbeddingCache {
         let mut compute = Some(compute);
         loop {
             if let Some(e) = self.entries.lock().lru.get(key) {
+                crate::metrics::embedding_cache_lookup(true);
                 return Ok((e.clone(), true));
             }
             let slot = self
@@ -104,7 +105,10 @@ impl EmbeddingCache {
             }
             match outcome {
                 Err(e) if !computed_here && owned_by_requester(&e) => continue,
-                outcome => return outcome,
+                outcome => {
+                    crate::metrics::embedding_cache_lookup(matches!(outcome, Ok((_, true))));
+                    return outcome;
+                }
             }
         }
     }

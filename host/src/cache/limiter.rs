@@ -13,6 +13,7 @@ use crate::pipeline::Deadline;
 /// Bounds the inferences running and waiting.
 pub struct InferenceLimiter {
     slots: Arc<Semaphore>,
+    capacity: usize,
     waiting: AtomicUsize,
     max_waiting: usize,
 }
@@ -36,6 +37,7 @@ impl InferenceLimiter {
     pub fn new(running: usize, waiting: usize) -> InferenceLimiter {
         InferenceLimiter {
             slots: Arc::new(Semaphore::new(running.max(1))),
+            capacity: running.max(1),
             waiting: AtomicUsize::new(0),
             max_waiting: waiting,
         }
@@ -87,6 +89,11 @@ impl InferenceLimiter {
         }
     }
 
+    /// Inferences holding a slot now.
+    pub fn running(&self) -> usize {
+        self.capacity.saturating_sub(self.slots.available_permits())
+    }
+
     /// Requests waiting for a slot now.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)
@@ -104,6 +111,19 @@ mod tests {
         while limiter.waiting() != n {
             tokio::task::yield_now().await;
         }
+    }
+
+    #[tokio::test]
+    async fn counts_the_running_inferences() {
+        let limiter = InferenceLimiter::new(2, 0);
+        assert_eq!(limiter.running(), 0);
+        let first = limiter.acquire().await.unwrap();
+        let second = limiter.acquire().await.unwrap();
+        assert_eq!(limiter.running(), 2);
+        drop(first);
+        assert_eq!(limiter.running(), 1);
+        drop(second);
+        assert_eq!(limiter.running(), 0);
     }
 
     #[tokio::test]

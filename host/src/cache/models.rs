@@ -47,7 +47,10 @@ impl ModelCache {
         let mut loaded_here = false;
         let result = slot.get_or_init(|| {
             loaded_here = true;
-            load()
+            let started = std::time::Instant::now();
+            let loaded = load();
+            crate::metrics::model_load(&key.0, started.elapsed());
+            loaded
         });
         let outcome = match result {
             Ok(model) => {

@@ -1,5 +1,6 @@
-//! Optional API key: when `server.api_key` is set, every route but `/health` needs
-//! `Authorization: Bearer <key>`, compared in constant time.
+//! Optional API key: when `server.api_key` is set, every route but `/health` (and `/metrics`
+//! with `metrics.require_api_key = false`) needs `Authorization: Bearer <key>`, compared in
+//! constant time.
 
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -20,7 +21,11 @@ pub async fn require_api_key(
     let Some(expected) = config.server.api_key.as_deref() else {
         return next.run(request).await;
     };
-    if request.uri().path() == "/health" || request.method() == axum::http::Method::OPTIONS {
+    let open_metrics = request.uri().path() == "/metrics" && !config.metrics.require_api_key;
+    if request.uri().path() == "/health"
+        || open_metrics
+        || request.method() == axum::http::Method::OPTIONS
+    {
         return next.run(request).await;
     }
     let given = request

@@ -1,11 +1,14 @@
-//! The HTTP surface: routes, and the layers around them (API key, CORS, body limit).
+//! The HTTP surface: routes, and the layers around them (request id, access log and metrics;
+//! API key, CORS, body limit).
 
 mod auth;
 pub mod form;
 mod meta;
+mod observe;
 mod openapi;
 mod plugins;
 mod response;
+mod scrape;
 mod segment;
 mod upload_limit;
 
@@ -32,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/segment/automatic", post(segment::automatic))
         .route("/segment/text", post(segment::text))
         .merge(openapi::routes())
+        .merge(metrics_route(&config))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -54,7 +58,30 @@ pub fn router(state: AppState) -> Router {
     if let Some(cors) = cors_layer(&config) {
         app = app.layer(cors);
     }
-    app
+    app.layer(axum::middleware::from_fn(observe::observe))
+}
+
+/// `GET /metrics` on the API's port, unless `metrics.port` moves it to [`metrics_router`].
+fn metrics_route(config: &Config) -> Router<AppState> {
+    match config.metrics.port {
+        None => Router::new().route("/metrics", get(scrape::metrics)),
+        Some(_) => Router::new(),
+    }
+}
+
+/// The router of the separate metrics listener (`metrics.port`): `GET /metrics` alone, with the
+/// same API key rule.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ))
+        .with_state(state)
+        .layer(axum::middleware::from_fn(observe::observe))
 }
 
 /// Unknown path: 404 `{"detail": "Not Found"}`, as the seed (FastAPI) answers.

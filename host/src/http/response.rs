@@ -37,5 +37,11 @@ pub fn formatted(result: PipelineOutput) -> Response {
     if let Ok(v) = HeaderValue::from_str(&stages.header_value()) {
         headers.insert(HeaderName::from_static("server-timing"), v);
     }
+    crate::metrics::stages(&stages.spans);
+    response.extensions_mut().insert(super::observe::Served {
+        model_version: result.model_version,
+        model_id: result.model_id,
+        cache_hit: result.cache_hit,
+    });
     response
 }

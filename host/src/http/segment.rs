@@ -156,9 +156,10 @@ async fn run_job(
     job: impl FnOnce(AppState) -> Result<PipelineOutput, AppError> + Send + 'static,
 ) -> Result<Response, AppError> {
     let job_state = state.clone();
+    let span = tracing::Span::current(); // the request's id on the pipeline's log lines
     state
         .limiter
-        .run(deadline, move || job(job_state))
+        .run(deadline, move || span.in_scope(|| job(job_state)))
         .await
         .map(formatted)
 }

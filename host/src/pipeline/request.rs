@@ -25,6 +25,9 @@ pub struct PipelineOutput {
     pub mask_count: usize,
     /// Time spent per stage, for the `Server-Timing` header.
     pub stages: Stages,
+    /// The model that ran (for the access log and metrics).
+    pub model_version: String,
+    pub model_id: String,
 }
 
 /// Wall time of the pipeline's stages, in order.

@@ -121,6 +121,8 @@ pub fn finish(
         cache_hit,
         mask_count,
         stages,
+        model_version: common.model_version.clone(),
+        model_id: common.model_id.clone(),
     })
 }
 

@@ -142,9 +142,12 @@ impl PluginHost {
                 // The registry only puts filters in the chain.
                 continue;
             };
+            let started = std::time::Instant::now();
             let masks = limits::call(&self.inner.engine.engine, &id, self.limits(), |store| {
                 exports.apply(store, &req, &params)
-            })?;
+            });
+            crate::metrics::plugin_call(&id.name, started.elapsed(), &masks);
+            let masks = masks?;
             validate::filtered_masks(&masks, req.masks.width, req.masks.height).map_err(
                 |reason| PluginError::InvalidOutput {
                     plugin: id.clone(),
@@ -174,9 +177,12 @@ impl PluginHost {
         };
         let id = formatter.id(name);
         let params = merge_params(self.options_for(&[name, &formatter.info.name]), &req.params);
+        let started = std::time::Instant::now();
         let out = limits::call(&self.inner.engine.engine, &id, self.limits(), |store| {
             exports.format(store, req, &params)
-        })?;
+        });
+        crate::metrics::plugin_call(&id.name, started.elapsed(), &out);
+        let out = out?;
         validate::formatted_output(&out)
             .map_err(|reason| PluginError::InvalidOutput { plugin: id, reason })?;
         Ok(out)

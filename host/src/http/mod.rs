@@ -1,7 +1,9 @@
 //! The HTTP surface: routes, and the layers around them (API key, CORS, body limit).
 
 mod auth;
+mod fields;
 pub mod form;
+pub mod forms;
 mod meta;
 mod openapi;
 mod plugins;

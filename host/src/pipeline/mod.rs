@@ -4,6 +4,7 @@
 pub mod automatic;
 pub mod automatic_run;
 pub mod deadline;
+pub mod detections;
 pub mod predict;
 pub mod prompts;
 mod shared;

@@ -73,14 +73,14 @@ fn runtime() -> Option<&'static OnnxRuntime> {
     RUNTIME
         .get_or_init(|| {
             let config = RuntimeConfig {
-                onnxruntime_library: "/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1".into(),
+                onnxruntime_library: crate::test_skip::ort_library(),
                 execution_providers: vec!["cpu".into()],
                 ..Default::default()
             };
             match OnnxRuntime::init(&config) {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    eprintln!("skipping: {e}");
+                    crate::test_skip::skip("sam3 demo model tests", &e.to_string());
                     None
                 }
             }
@@ -99,7 +99,10 @@ fn demo_model() -> Option<Sam3> {
         ..Default::default()
     };
     if !demo.join("sam3_decoder.onnx").is_file() {
-        eprintln!("skipping: demo models not generated (python3 scripts/gen_demo_models.py)");
+        crate::test_skip::skip(
+            "sam3 demo model tests",
+            "demo models not generated (scripts/setup generates them)",
+        );
         return None;
     }
     let runtime = runtime()?;

@@ -91,3 +91,37 @@ images = st.builds(
 not_images = st.sampled_from([b"", b"II*\0garbage", b"<html></html>", b"\x89PNG\r\n\x1a\n"])
 
 schemathesis.openapi.media_type("image/tiff", st.one_of(images, images, images, not_images))
+
+
+# The automatic generator's cost grows with points_per_side² × 4^crop_n_layers: at the allowed
+# maxima (256, 4) one request decodes 22 million prompts, and the default grid (32², 1024 prompts)
+# takes seconds on a loaded CI machine. Their ranges are checked by unit tests and the bad-input
+# table; here they are kept small (absent means the small value too) so that the run fits in a
+# minute or two. Values of another type (negative testing) pass unchanged.
+CHEAP = {"points_per_side": 6, "crop_n_layers": 1}
+
+
+@schemathesis.hook
+def map_case(context, case):
+    body = case.body
+    if isinstance(body, dict) and case.operation.path == "/segment/automatic":
+        for name, most in CHEAP.items():
+            value = body.get(name, most)
+            if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > most):
+                body[name] = most
+    return case
+
+
+# A tally of (operation, status) per run, printed by scripts/schemathesis/run.
+@schemathesis.hook
+def after_call(context, case, response):
+    import os
+
+    path = os.environ.get("SCHEMATHESIS_TALLY")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{case.operation.method.upper()} {case.operation.path} {response.status_code}\n")
+        slow = os.environ.get("SCHEMATHESIS_SLOW")
+        if slow and response.elapsed > 1.0:
+            with open(slow, "a") as f:
+                f.write(f"{response.elapsed:.1f}s {case.operation.path} {response.status_code} {sorted((k, v if not isinstance(v, bytes) else len(v)) for k, v in (case.body or {}).items()) if isinstance(case.body, dict) else None}\n")

@@ -47,6 +47,10 @@ pub struct ErrorDetail {
     detail: String,
 }
 
+/// The output formats built in (JSON, TIFF or PNG); other formatter plugins choose their own
+/// media type.
+const BUILT_IN_FORMATS: [&str; 5] = ["geojson", "geotiff", "png", "json", "detections"];
+
 /// Media types accepted in the `file` part.
 const IMAGE_TYPES: &str = "image/tiff, image/png, image/jpeg, application/octet-stream";
 
@@ -89,14 +93,19 @@ pub fn document(config: &Config, formats: &[String]) -> Value {
         media["encoding"] = json!({ "file": { "contentType": IMAGE_TYPES } });
         let responses = &mut post["responses"];
         let ok = responses["200"]["description"].clone();
-        responses["200"] = json!({
-            "description": ok,
-            "content": {
-                "application/json": { "schema": { "type": "object" } },
-                "image/tiff": { "schema": { "type": "string", "format": "binary" } },
-                "image/png": { "schema": { "type": "string", "format": "binary" } },
-            },
+        let mut content = json!({
+            "application/json": { "schema": { "type": "object" } },
+            "image/tiff": { "schema": { "type": "string", "format": "binary" } },
+            "image/png": { "schema": { "type": "string", "format": "binary" } },
         });
+        if formats
+            .iter()
+            .any(|f| !BUILT_IN_FORMATS.contains(&f.as_str()))
+        {
+            // A formatter plugin answers with its own media type.
+            content["*/*"] = json!({ "schema": {} });
+        }
+        responses["200"] = json!({ "description": ok, "content": content });
         for (status, what) in SEGMENT_ERRORS {
             responses[status] = error_response(what);
         }
@@ -252,10 +261,17 @@ mod tests {
             text["properties"]["model_id"]["enum"],
             json!(["facebook/sam3", "facebook/sam3.1", null])
         );
+        let text_post = &doc["paths"]["/segment/text"]["post"];
         assert_eq!(
-            doc["paths"]["/segment/text"]["post"]["requestBody"]["content"]["multipart/form-data"]
-                ["encoding"]["file"]["contentType"],
+            text_post["requestBody"]["content"]["multipart/form-data"]["encoding"]["file"]
+                ["contentType"],
             IMAGE_TYPES
+        );
+        assert!(text_post["responses"]["200"]["content"]["*/*"].is_null());
+        let with_plugin = document(&config, &["geojson".into(), "count".into()]);
+        assert!(
+            with_plugin["paths"]["/segment/text"]["post"]["responses"]["200"]["content"]["*/*"]
+                .is_object()
         );
     }
 }

@@ -6,7 +6,8 @@
 use std::sync::Once;
 
 use samgeo_host::http::form::Form;
-use samgeo_host::pipeline::mask_generator::{crops, grid, AutomaticParams};
+use samgeo_host::http::forms::{AutomaticForm, PredictForm, TextForm};
+use samgeo_host::pipeline::mask_generator::{crops, grid};
 use samgeo_host::pipeline::prompts::{Prompts, MAX_BOXES, MAX_POINTS};
 use samgeo_host::raster::{BandSelection, OpenRaster, RasterError, RasterLimits};
 
@@ -73,9 +74,9 @@ const FIELDS: [&str; 24] = [
 ];
 
 /// Form fields: the input is lines `key=value` (a line starting with a byte below 0x20 names
-/// one of [`FIELDS`] by that byte, so the fuzzer reaches every name cheaply). Every typed getter
-/// runs on every field; then the band selection and the automatic parameters are built from
-/// them as the handlers do.
+/// one of [`FIELDS`] by that byte, so the fuzzer reaches every name cheaply). The fields are
+/// parsed into each endpoint's typed form as the handlers do (any error is a 422); then the band
+/// selection and the automatic parameters are built from them.
 pub fn form_fields(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let mut pairs = Vec::new();
@@ -92,35 +93,28 @@ pub fn form_fields(data: &[u8]) {
         };
         pairs.push((key, value));
     }
-    let form = Form::from_fields(pairs.clone());
-    let names = FIELDS
-        .iter()
-        .map(|s| s.to_string())
-        .chain(pairs.into_iter().map(|(k, _)| k));
-    for name in names {
-        if let Some(v) = form.text(&name) {
-            assert!(!v.trim().is_empty());
-        }
-        if let Err(e) = form.required_text(&name) {
-            assert_eq!(e.status, 422);
-        }
-        let _ = form.text_or(&name, "default");
-        if let Err(e) = form.bool_or(&name, false) {
-            assert_eq!(e.status, 422, "{e}");
-        }
-        if let Err(e) = form.opt_int(&name) {
-            assert_eq!(e.status, 422, "{e}");
-        }
-        if let Err(e) = form.int_or(&name, 7) {
-            assert_eq!(e.status, 422, "{e}");
-        }
-        match form.float_or(&name, 0.5) {
-            Ok(v) => assert!(v.is_finite(), "{name}: {v}"),
-            Err(e) => assert_eq!(e.status, 422, "{e}"),
-        }
-        band_selection(form.text(&name));
+    let form = Form::from_fields(pairs);
+    if let Err(e) = form.parse::<PredictForm>() {
+        assert_eq!(e.status, 422, "{e}");
     }
-    automatic_params(&form);
+    if let Err(e) = form.parse::<TextForm>() {
+        assert_eq!(e.status, 422, "{e}");
+    }
+    match form.parse::<AutomaticForm>() {
+        Ok(automatic) => {
+            for v in [
+                automatic.pred_iou_thresh,
+                automatic.stability_score_thresh,
+                automatic.crop_overlap_ratio,
+                automatic.confidence_threshold,
+            ] {
+                assert!(v.is_finite(), "{v}");
+            }
+            band_selection(automatic.bands.as_deref());
+            automatic_params(&automatic);
+        }
+        Err(e) => assert_eq!(e.status, 422, "{e}"),
+    }
 }
 
 fn band_selection(field: Option<&str>) {
@@ -141,45 +135,12 @@ fn band_selection(field: Option<&str>) {
     }
 }
 
-/// The automatic generator's settings as `/segment/automatic` reads them; when they validate,
+/// The automatic generator's settings as `/segment/automatic` builds them; when they validate,
 /// the crop boxes and point grids they imply are built for a few image sizes.
-fn automatic_params(form: &Form) {
-    let d = AutomaticParams::default();
-    let count = |name: &str, default: u32| -> Option<u32> {
-        u32::try_from(form.int_or(name, default as i64).ok()?).ok()
-    };
-    let float = |name: &str, default: f64| form.float_or(name, default).ok();
-    let build = || -> Option<AutomaticParams> {
-        Some(AutomaticParams {
-            points_per_side: count("points_per_side", d.points_per_side)?,
-            points_per_batch: count("points_per_batch", d.points_per_batch)?,
-            pred_iou_thresh: float("pred_iou_thresh", d.pred_iou_thresh as f64)? as f32,
-            stability_score_thresh: float(
-                "stability_score_thresh",
-                d.stability_score_thresh as f64,
-            )? as f32,
-            stability_score_offset: float(
-                "stability_score_offset",
-                d.stability_score_offset as f64,
-            )? as f32,
-            box_nms_thresh: float("box_nms_thresh", d.box_nms_thresh as f64)? as f32,
-            crop_n_layers: count("crop_n_layers", d.crop_n_layers)?,
-            crop_nms_thresh: float("crop_nms_thresh", d.crop_nms_thresh as f64)? as f32,
-            crop_overlap_ratio: float("crop_overlap_ratio", d.crop_overlap_ratio)?,
-            crop_n_points_downscale_factor: count(
-                "crop_n_points_downscale_factor",
-                d.crop_n_points_downscale_factor,
-            )?,
-            min_mask_region_area: count("min_mask_region_area", 0)? as u64,
-            ..d.clone()
-        })
-    };
-    let Some(params) = build() else {
+fn automatic_params(form: &AutomaticForm) {
+    let Ok(params) = form.params(1) else {
         return;
     };
-    if params.validate().is_err() {
-        return;
-    }
     let grids = grid::layer_grids(
         params.points_per_side,
         params.crop_n_layers,

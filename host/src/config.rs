@@ -18,6 +18,7 @@ pub struct Config {
     pub models: BTreeMap<String, BTreeMap<String, ModelFiles>>,
     pub plugins: PluginsConfig,
     pub metrics: MetricsConfig,
+    pub api: ApiConfig,
 }
 
 /// `[server]`: the HTTP side.
@@ -194,6 +195,46 @@ impl Default for MetricsConfig {
     }
 }
 
+/// `[api]`: choices the seed's REST contract leaves open.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// `model_version` of `/segment/predict` when a request names none (the seed's REST
+    /// document says sam2; its 1.4.2 code uses sam3).
+    pub default_model_version_predict: String,
+    /// `model_version` of `/segment/automatic` when a request names none.
+    pub default_model_version_automatic: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            default_model_version_predict: "sam2".into(),
+            default_model_version_automatic: "sam2".into(),
+        }
+    }
+}
+
+impl ApiConfig {
+    fn validate(&self) -> Result<()> {
+        for (key, version) in [
+            (
+                "default_model_version_predict",
+                &self.default_model_version_predict,
+            ),
+            (
+                "default_model_version_automatic",
+                &self.default_model_version_automatic,
+            ),
+        ] {
+            if !MODEL_VERSIONS.contains(&version.as_str()) {
+                bail!("api.{key}: unknown model version '{version}' (known: sam, sam2, sam3)");
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The three model families and their ids, as the seed names them.
 pub const MODEL_VERSIONS: [&str; 3] = ["sam", "sam2", "sam3"];
 
@@ -293,6 +334,7 @@ impl Config {
 
     /// Checks values that the types alone cannot.
     pub fn validate(&self) -> Result<()> {
+        self.api.validate()?;
         if self.server.max_concurrent_inferences == 0 {
             bail!("server.max_concurrent_inferences must be at least 1");
         }
@@ -379,7 +421,7 @@ fn apply_env_overrides(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<()> {
-    const SECTIONS: [&str; 5] = ["server", "runtime", "caches", "plugins", "metrics"];
+    const SECTIONS: [&str; 6] = ["server", "runtime", "caches", "plugins", "metrics", "api"];
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("SAMGEO_") else {
             continue;

@@ -17,3 +17,4 @@ pub mod plugins;
 pub mod raster;
 pub mod server;
 pub mod state;
+pub mod test_skip;

@@ -15,7 +15,7 @@ fn real_data() -> Option<PathBuf> {
     match std::env::var_os("SAMGEO_REAL_DATA") {
         Some(dir) => Some(PathBuf::from(dir)),
         None => {
-            eprintln!("NOTICE: SAMGEO_REAL_DATA is not set; real-raster tests skipped");
+            samgeo_host::test_skip::skip("real-raster tests", "SAMGEO_REAL_DATA is not set");
             None
         }
     }

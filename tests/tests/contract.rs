@@ -251,3 +251,224 @@ fn bad_config_stops_startup_naming_the_key() {
     );
     let _ = std::fs::remove_dir_all(work);
 }
+
+/// `backend` is checked with the seed's words; `facebook/sam3.1` with `transformers` is 400 as
+/// in the seed; both valid backends run the same model.
+#[test]
+fn backend_answers_like_the_seed() {
+    let server = Server::start();
+    let post = |fields: &[(&str, &str)]| {
+        server.post_form("/segment/text", Some(("t.tif", tiny_tiff())), fields)
+    };
+    let (status, d) = detail(post(&[("prompt", "red"), ("backend", "tensorflow")]));
+    assert_eq!(
+        (status, d.as_str()),
+        (
+            400,
+            "Invalid backend 'tensorflow'. Choose 'meta' or 'transformers'."
+        )
+    );
+    let (status, d) = detail(post(&[
+        ("prompt", "red"),
+        ("backend", "transformers"),
+        ("model_id", "facebook/sam3.1"),
+    ]));
+    assert_eq!(status, 400, "{d}");
+    assert!(d.contains("only supported with backend='meta'"), "{d}");
+    // facebook/sam3.1 with meta passes the check (no files configured here → 503 naming the key).
+    let (status, d) = detail(post(&[("prompt", "red"), ("model_id", "facebook/sam3.1")]));
+    assert_eq!(status, 503, "{d}");
+    let count = |backend: &str| {
+        let r = post(&[("prompt", "red"), ("backend", backend)]);
+        assert_eq!(r.status().as_u16(), 200, "{backend}");
+        r.headers()["x-samgeo-masks"].to_str().unwrap().to_string()
+    };
+    assert_eq!(count("meta"), count("transformers"));
+}
+
+/// `/segment/text` with `json` or `detections` lists the detector's boxes and scores in the
+/// seed's shapes.
+#[test]
+fn text_json_and_detections_come_from_the_detector() {
+    let server = Server::start();
+    let scene = Scene::red_square();
+    let post = |format: &str| -> serde_json::Value {
+        let r = server.post_form(
+            "/segment/text",
+            Some(("scene.tif", scene.geotiff())),
+            &[("prompt", "red"), ("output_format", format)],
+        );
+        assert_eq!(r.status().as_u16(), 200, "{format}");
+        r.json().unwrap()
+    };
+    let json = post("json");
+    assert_eq!(
+        (json["image_width"].as_u64(), json["image_height"].as_u64()),
+        (Some(400), Some(300))
+    );
+    let list = json["detections"].as_array().unwrap();
+    assert!(!list.is_empty(), "{json}");
+    assert_eq!(json["num_detections"].as_u64(), Some(list.len() as u64));
+    let first = list[0].as_object().unwrap();
+    let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["bbox", "height", "id", "score", "width"], "{json}");
+    let bbox: Vec<i64> = first["bbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(first["width"].as_i64(), Some(bbox[2] - bbox[0]));
+    assert_eq!(first["height"].as_i64(), Some(bbox[3] - bbox[1]));
+    // The red square is columns 150..250, rows 100..200: the detector's box is around it.
+    for (got, want) in bbox.iter().zip([150, 100, 250, 200]) {
+        assert!((got - want).abs() <= 3, "box {bbox:?}");
+    }
+    let detections = post("detections");
+    assert_eq!(detections["type"], "FeatureCollection");
+    assert_eq!(detections["crs"], "EPSG:32618");
+    assert_eq!(
+        detections["num_detections"].as_u64(),
+        Some(list.len() as u64)
+    );
+    let props = &detections["features"][0]["properties"];
+    assert_eq!(props["id"], 1);
+    assert!(props["score"].as_f64().is_some_and(|s| s > 0.0), "{props}");
+    assert_eq!(props["bbox_pixel"].as_array().map(Vec::len), Some(4));
+    let corner = &detections["features"][0]["geometry"]["coordinates"][0][0];
+    let (x, y) = scene.to_map(bbox[0] as f64, bbox[1] as f64);
+    assert!(
+        (corner[0].as_f64().unwrap() - x).abs() <= 50.0,
+        "{corner} vs {x}"
+    );
+    assert!(
+        (corner[1].as_f64().unwrap() - y).abs() <= 50.0,
+        "{corner} vs {y}"
+    );
+}
+
+/// `GET /redoc` serves ReDoc from the binary: the page loads the bundle from this server, not a CDN.
+#[test]
+fn redoc_is_served_without_a_cdn() {
+    let server = Server::start();
+    let page = server.get("/redoc");
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text().unwrap();
+    assert!(html.contains("spec-url=\"/openapi.json\""), "{html}");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+    let js = server.get("/redoc/redoc.standalone.js");
+    assert_eq!(js.status().as_u16(), 200);
+    assert!(js.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("javascript"));
+    assert!(js.bytes().unwrap().len() > 100_000);
+}
+
+/// The default `model_version` per endpoint comes from `[api]` (sam2 when not configured), and
+/// the document says which it is.
+#[test]
+fn default_model_version_is_configured_per_endpoint() {
+    let loaded_after = |server: &Server, path: &str, fields: &[(&str, &str)]| {
+        server.delete("/models");
+        let r = server.post_form(path, Some(("t.tif", tiny_tiff())), fields);
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let models: serde_json::Value = server.get("/models").json().unwrap();
+        models["loaded"][0][0].as_str().unwrap().to_string()
+    };
+    let shipped = Server::start();
+    assert_eq!(
+        loaded_after(
+            &shipped,
+            "/segment/predict",
+            &[("point_coords", "[[200, 150]]")]
+        ),
+        "sam2"
+    );
+    let spec: serde_json::Value = shipped.get("/openapi.json").json().unwrap();
+    let default_of = |spec: &serde_json::Value, form: &str| {
+        spec["components"]["schemas"][form]["properties"]["model_version"]["default"].clone()
+    };
+    assert_eq!(default_of(&spec, "PredictForm"), "sam2");
+    assert_eq!(default_of(&spec, "AutomaticForm"), "sam2");
+    drop(shipped);
+
+    let configured = Server::start_with(
+        |c| {
+            let mut api = toml::Table::new();
+            api.insert("default_model_version_predict".into(), "sam".into());
+            api.insert("default_model_version_automatic".into(), "sam3".into());
+            c.insert("api".into(), toml::Value::Table(api));
+        },
+        &[],
+    );
+    assert_eq!(
+        loaded_after(
+            &configured,
+            "/segment/predict",
+            &[("point_coords", "[[200, 150]]")]
+        ),
+        "sam"
+    );
+    assert_eq!(loaded_after(&configured, "/segment/automatic", &[]), "sam3");
+    let spec: serde_json::Value = configured.get("/openapi.json").json().unwrap();
+    assert_eq!(default_of(&spec, "PredictForm"), "sam");
+    assert_eq!(default_of(&spec, "AutomaticForm"), "sam3");
+}
+
+/// The document describes the forms the server parses: every field `/segment/automatic`
+/// accepts, `sam3` among the versions of `/segment/predict`, and `{"detail"}` errors.
+#[test]
+fn openapi_describes_the_parsed_forms() {
+    let server = Server::start();
+    let spec: serde_json::Value = server.get("/openapi.json").json().unwrap();
+    let schemas = &spec["components"]["schemas"];
+    for field in [
+        "points_per_batch",
+        "crop_n_layers",
+        "crop_nms_thresh",
+        "crop_overlap_ratio",
+        "crop_n_points_downscale_factor",
+        "box_nms_thresh",
+        "min_mask_region_area",
+        "stability_score_offset",
+        "confidence_threshold",
+    ] {
+        assert!(
+            schemas["AutomaticForm"]["properties"][field].is_object(),
+            "{field}"
+        );
+    }
+    let versions = &schemas["PredictForm"]["properties"]["model_version"]["enum"];
+    assert!(
+        versions.as_array().unwrap().contains(&"sam3".into()),
+        "{versions}"
+    );
+    let formats = &schemas["PredictForm"]["properties"]["output_format"]["enum"];
+    assert!(
+        formats.as_array().unwrap().contains(&"geotiff".into()),
+        "{formats}"
+    );
+    let err = &spec["paths"]["/segment/predict"]["post"]["responses"]["400"]["content"]
+        ["application/json"]["schema"];
+    assert_eq!(err["$ref"], "#/components/schemas/ErrorDetail");
+    // A field the document lists is one the server reads: a wrong type in it is a 422 naming it.
+    let r = server.post_form(
+        "/segment/automatic",
+        Some(("t.tif", tiny_tiff())),
+        &[("crop_n_layers", "two")],
+    );
+    let (status, d) = detail(r);
+    assert_eq!(
+        (status, d.as_str()),
+        (422, "Field 'crop_n_layers': 'two' is not a valid integer")
+    );
+}

@@ -168,30 +168,44 @@ fn lon_lat_prompts_with_point_crs() {
     assert!(iou(&union_of(&feature_polygons(&fc)), &square) >= 0.9);
 }
 
+/// `multimask_output=true` returns the candidate with the highest predicted IoU (the seed's
+/// choice); `all_candidates=true` returns all three, and the best one is among them.
 #[test]
-fn multimask_gives_three_scored_candidates() {
+fn multimask_gives_the_best_candidate_or_all_three() {
     let server = Server::start();
     let scene = Scene::red_square();
-    let r = server.post_form(
-        "/segment/predict",
-        Some(("scene.tif", scene.geotiff())),
-        &[
+    let detections = |extra: &[(&str, &str)]| -> Vec<f64> {
+        let mut fields = vec![
             ("point_coords", "[[200, 150]]"),
             ("multimask_output", "true"),
             ("output_format", "json"),
             ("model_version", "sam"),
-        ],
-    );
-    assert_eq!(r.status().as_u16(), 200);
-    let body: serde_json::Value = r.json().unwrap();
-    assert_eq!(body["num_detections"], 3, "{body}");
-    let scores: Vec<f64> = body["detections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["score"].as_f64().unwrap())
-        .collect();
-    assert!(scores.iter().all(|&s| s > 0.0 && s <= 1.0), "{scores:?}");
+        ];
+        fields.extend_from_slice(extra);
+        let r = server.post_form(
+            "/segment/predict",
+            Some(("scene.tif", scene.geotiff())),
+            &fields,
+        );
+        assert_eq!(r.status().as_u16(), 200);
+        let body: serde_json::Value = r.json().unwrap();
+        body["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["score"].as_f64().unwrap())
+            .collect()
+    };
+    let all = detections(&[("all_candidates", "true")]);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all.iter().all(|&s| s > 0.0 && s <= 1.0), "{all:?}");
+    let best = detections(&[]);
+    assert_eq!(best.len(), 1, "{best:?}");
+    let max = all.iter().copied().fold(f64::MIN, f64::max);
+    assert_eq!(best[0], max, "best {best:?} of {all:?}");
+    // Without multimask_output, all_candidates changes nothing: one mask per prompt.
+    let single = detections(&[("multimask_output", "false"), ("all_candidates", "true")]);
+    assert_eq!(single.len(), 1, "{single:?}");
 }
 
 #[test]

@@ -1,12 +1,17 @@
 //! Reliability: a table-driven corpus of valid, odd and hostile inputs sent over HTTP to one
 //! spawned server. Every row names the status it must get (200 where the input is valid, else
-//! the 4xx) and a substring the `{"detail"}` must contain. Nothing may answer 5xx, and the
-//! server must still answer `/health` after the whole table.
+//! the 4xx) and a substring the `{"detail"}` must contain, and runs as a test of its own, named
+//! by the row (a `harness = false` test with libtest-mimic: filter and list as usual, e.g.
+//! `cargo test -p samgeo-blackbox-tests --test reliability_bad_input -- truncated`). Nothing may
+//! answer 5xx, and the server must still answer `/health` after the whole table.
 //!
-//! `cargo test -p samgeo-blackbox-tests --test reliability_bad_input -- --nocapture` prints the
-//! table (case, status, detail).
+//! `-- --nocapture` prints each row as it runs (case, status, detail).
 
 mod common;
+
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Failed, Trial};
 
 use common::rasters::Scene;
 use common::{Form, Part, Server};
@@ -941,92 +946,96 @@ fn http_cases() -> Vec<Case> {
     ]
 }
 
-#[test]
-fn every_bad_input_gets_a_clear_4xx() {
+/// What a row's response must be: its status, no 5xx, and a `detail` naming the problem.
+fn check(server: &Server, c: &Case) -> Result<(), Failed> {
+    let response = send(server, c);
+    let status = response.status().as_u16();
+    let masks = response
+        .headers()
+        .get("x-samgeo-masks")
+        .map(|v| v.to_str().unwrap_or("").to_string());
+    let text = response.text().unwrap_or_default();
+    let detail = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["detail"].as_str().map(str::to_string));
+    let shown = match (&detail, status) {
+        (Some(d), _) => d.clone(),
+        (None, 200) => format!("ok, {} mask(s)", masks.unwrap_or_default()),
+        (None, _) => format!(
+            "NO JSON DETAIL: {}",
+            text.chars().take(120).collect::<String>()
+        ),
+    };
+    eprintln!("| {} | {status} | {} |", c.name, shown.replace('\n', " "));
+    if status >= 500 {
+        return Err(format!("server error {status}: {shown}").into());
+    }
+    if status != c.status {
+        return Err(format!("expected {}, got {status}: {shown}", c.status).into());
+    }
+    if status != 200 && !detail.as_deref().is_some_and(|d| d.contains(c.want)) {
+        return Err(format!("detail {shown:?} lacks {:?}", c.want).into());
+    }
+    Ok(())
+}
+
+/// The decompression bomb on a server of its own, so that the peak memory around it is its own.
+fn bomb_stays_small() -> Result<(), Failed> {
     let server = Server::start();
-    let bomb_rss_before = peak_rss_kib(server.pid());
+    let before = peak_rss_kib(server.pid());
+    let bomb = generated_file_cases()
+        .into_iter()
+        .find(|c| c.name.starts_with("decompression bomb"))
+        .ok_or("no bomb case")?;
+    check(&server, &bomb)?;
+    let grown = peak_rss_kib(server.pid()).saturating_sub(before);
+    eprintln!("decompression bomb: peak RSS grew by {grown} KiB");
+    if grown >= 64 * 1024 {
+        return Err(format!("the bomb made the server allocate {grown} KiB").into());
+    }
+    Ok(())
+}
+
+/// Every row is a test of its own (named by the row), against one shared server; the bomb and
+/// the `point_crs` check start their own. After the table, the shared server must still answer
+/// `/health`.
+fn main() {
+    let args = Arguments::from_args();
+    let server = Arc::new(Server::start());
     let mut cases = generated_file_cases();
-    // The bomb goes first, so that the peak memory around it is its own.
-    cases.sort_by_key(|c| !c.name.starts_with("decompression bomb"));
+    cases.retain(|c| !c.name.starts_with("decompression bomb"));
     cases.extend(real_data_cases());
     cases.extend(field_cases());
     cases.extend(http_cases());
-
-    let mut failures = Vec::new();
-    let mut rows = Vec::new();
-    for (i, c) in cases.iter().enumerate() {
-        let response = send(&server, c);
-        let status = response.status().as_u16();
-        let masks = response
-            .headers()
-            .get("x-samgeo-masks")
-            .map(|v| v.to_str().unwrap_or("").to_string());
-        let text = response.text().unwrap_or_default();
-        let detail = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["detail"].as_str().map(str::to_string));
-        let shown = match (&detail, status) {
-            (Some(d), _) => d.clone(),
-            (None, 200) => format!("ok, {} mask(s)", masks.clone().unwrap_or_default()),
-            (None, _) => format!(
-                "NO JSON DETAIL: {}",
-                text.chars().take(120).collect::<String>()
-            ),
-        };
-        rows.push((c.name.clone(), status, shown.clone()));
-        if status >= 500 {
-            failures.push(format!("{}: server error {status}: {shown}", c.name));
-        } else if status != c.status {
-            failures.push(format!(
-                "{}: expected {}, got {status}: {shown}",
-                c.name, c.status
-            ));
-        } else if status != 200 {
-            match &detail {
-                Some(d) if d.contains(c.want) => {}
-                _ => failures.push(format!("{}: detail {shown:?} lacks {:?}", c.name, c.want)),
-            }
-        }
-        if i == 0 {
-            let grown = peak_rss_kib(server.pid()).saturating_sub(bomb_rss_before);
-            eprintln!("decompression bomb: peak RSS grew by {grown} KiB");
-            assert!(
-                grown < 64 * 1024,
-                "the bomb made the server allocate {grown} KiB"
-            );
-        }
+    let mut trials = vec![
+        Trial::test(
+            "decompression bomb: peak memory stays small",
+            bomb_stays_small,
+        ),
+        Trial::test(
+            "point_crs never reads files or fetches URLs",
+            point_crs_never_reads_files_or_fetches_urls,
+        ),
+    ];
+    for c in cases {
+        let server = Arc::clone(&server);
+        trials.push(Trial::test(c.name.clone(), move || check(&server, &c)));
     }
-
-    eprintln!("\n| case | status | detail |\n|---|---|---|");
-    for (name, status, shown) in &rows {
-        let short: String = shown.chars().take(110).collect();
-        eprintln!(
-            "| {name} | {status} | {} |",
-            short.replace('|', "\\|").replace('\n', " ")
-        );
+    let conclusion = libtest_mimic::run(&args, trials);
+    let health = server.get("/health").status().as_u16();
+    drop(server);
+    if health != 200 {
+        eprintln!("the server stopped answering /health after the table ({health})");
+        std::process::exit(101);
     }
-    eprintln!("{} cases", rows.len());
-
-    let health = server.get("/health");
-    assert_eq!(
-        health.status().as_u16(),
-        200,
-        "the server stopped answering /health"
-    );
-    assert!(
-        failures.is_empty(),
-        "{} failure(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    conclusion.exit();
 }
 
 /// `point_crs` is a CRS definition, never a file to read or a URL to fetch: GDAL's
 /// `SetFromUserInput` would otherwise open paths (and `/vsicurl/` URLs) and fetch `http://`
 /// definitions, a server-side request forgery. A loopback listener checks that nothing connects;
 /// a WKT file on disk checks that nothing is read.
-#[test]
-fn point_crs_never_reads_files_or_fetches_urls() {
+fn point_crs_never_reads_files_or_fetches_urls() -> Result<(), Failed> {
     use std::io::Read;
     use std::net::TcpListener;
 
@@ -1099,5 +1108,9 @@ fn point_crs_never_reads_files_or_fetches_urls() {
         r.text().unwrap()
     );
     let _ = std::fs::remove_dir_all(wkt_file.parent().unwrap());
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n").into())
+    }
 }

@@ -2,7 +2,9 @@
 //! API key, CORS, body limit).
 
 mod auth;
+mod fields;
 pub mod form;
+pub mod forms;
 mod meta;
 mod observe;
 mod openapi;

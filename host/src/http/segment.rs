@@ -9,11 +9,11 @@ use axum::extract::{Multipart, State};
 use axum::response::Response;
 
 use super::form::Form;
+use super::forms::{size_limits, unit_threshold, AutomaticForm, PredictForm, TextForm, BACKENDS};
 use super::response::formatted;
 use crate::config::{default_model_id, model_ids, MODEL_VERSIONS};
 use crate::error::AppError;
 use crate::pipeline::automatic::{self, AutomaticRequest};
-use crate::pipeline::mask_generator::AutomaticParams;
 use crate::pipeline::predict::{self, PredictRequest};
 use crate::pipeline::prompts::Prompts;
 use crate::pipeline::text::{self, TextRequest};
@@ -75,19 +75,21 @@ async fn receive(
     })
 }
 
-/// `model_version` and `model_id` (default per version), checked against the seed's lists.
-fn model_choice(form: &Form) -> Result<(String, String), AppError> {
-    let version = form.text_or("model_version", "sam2");
+/// `model_version` (the configured default for the endpoint when absent) and `model_id` (the
+/// version's default when absent), checked against the seed's lists.
+fn model_choice(
+    version: Option<&str>,
+    id: Option<&str>,
+    default_version: &str,
+) -> Result<(String, String), AppError> {
+    let version = version.unwrap_or(default_version);
     if !MODEL_VERSIONS.contains(&version) {
         return Err(AppError::bad_request(format!(
             "Invalid model_version '{version}'. Must be one of: {}",
             py_list(&MODEL_VERSIONS)
         )));
     }
-    let id = match form.text("model_id") {
-        Some(id) => id,
-        None => default_model_id(version).unwrap_or_default(),
-    };
+    let id = id.unwrap_or_else(|| default_model_id(version).unwrap_or_default());
     if !model_ids(version).contains(&id) {
         return Err(AppError::bad_request(format!(
             "Invalid model_id '{id}' for {version}. Must be one of: {}",
@@ -98,8 +100,7 @@ fn model_choice(form: &Form) -> Result<(String, String), AppError> {
 }
 
 /// `output_format`, checked against the loaded formatter plugins.
-fn output_format(state: &AppState, form: &Form) -> Result<String, AppError> {
-    let format = form.text_or("output_format", "geojson");
+fn output_format(state: &AppState, format: &str) -> Result<String, AppError> {
     let names = state.plugins.format_names();
     if !names.iter().any(|n| n == format) {
         return Err(AppError::bad_request(format!(
@@ -108,29 +109,6 @@ fn output_format(state: &AppState, form: &Form) -> Result<String, AppError> {
         )));
     }
     Ok(format.to_string())
-}
-
-/// `min_size` / `max_size` in pixels: negative `min_size` is refused; `max_size` ≤ 0 means none.
-fn size_limits(form: &Form) -> Result<(i64, Option<i64>), AppError> {
-    let min_size = form.int_or("min_size", 0)?;
-    if min_size < 0 {
-        return Err(AppError::bad_request(format!(
-            "min_size must be 0 or more (got {min_size})"
-        )));
-    }
-    let max_size = form.opt_int("max_size")?.filter(|&m| m > 0);
-    Ok((min_size, max_size))
-}
-
-/// SAM3's `confidence_threshold` (default 0.5), between 0 and 1.
-fn confidence_threshold(form: &Form) -> Result<f64, AppError> {
-    let confidence = form.float_or("confidence_threshold", 0.5)?;
-    if !(0.0..=1.0).contains(&confidence) {
-        return Err(AppError::bad_request(format!(
-            "confidence_threshold must be between 0 and 1 (got {confidence})"
-        )));
-    }
-    Ok(confidence)
 }
 
 /// The plugin parameters: every text field, with the effective size limits.
@@ -146,6 +124,23 @@ fn plugin_params(form: &Form, min_size: i64, max_size: Option<i64>) -> Vec<(Stri
     }
     params.sort();
     params
+}
+
+/// `backend` on `/segment/text`: the seed's two names (both run the same ONNX export here), and
+/// the seed's refusal of facebook/sam3.1 with transformers.
+fn check_backend(backend: &str, model_id: &str) -> Result<(), AppError> {
+    if !BACKENDS.contains(&backend) {
+        return Err(AppError::bad_request(format!(
+            "Invalid backend '{backend}'. Choose 'meta' or 'transformers'."
+        )));
+    }
+    if backend == "transformers" && model_id == "facebook/sam3.1" {
+        return Err(AppError::bad_request(
+            "facebook/sam3.1 is a checkpoint repository and is only supported with \
+             backend='meta'. Use model_id='facebook/sam3' for the Transformers backend.",
+        ));
+    }
+    Ok(())
 }
 
 /// Runs `job` on the blocking pool inside an inference slot, within the request's deadline
@@ -166,7 +161,7 @@ async fn run_job(
 
 /// `POST /segment/predict`: segmentation from points and/or boxes.
 #[utoipa::path(post, path = "/segment/predict",
-    request_body(content = super::openapi::PredictForm, content_type = "multipart/form-data"),
+    request_body(content = super::forms::PredictForm, content_type = "multipart/form-data"),
     responses((status = 200, description = "Masks in the requested output format"),
         (status = 400, description = "Invalid field"), (status = 413, description = "Upload or image too large"),
         (status = 422, description = "Missing field or wrong type"), (status = 503, description = "Busy, or model not configured")))]
@@ -179,18 +174,22 @@ pub async fn predict(
         file,
         deadline,
     } = receive(&state, multipart).await?;
-    let (model_version, model_id) = model_choice(&form)?;
-    let output_format = output_format(&state, &form)?;
+    let fields: PredictForm = form.parse()?;
+    let (model_version, model_id) = model_choice(
+        fields.model_version.as_deref(),
+        fields.model_id.as_deref(),
+        &state.config().api.default_model_version_predict,
+    )?;
+    let output_format = output_format(&state, &fields.output_format)?;
     let prompts = Prompts::parse(
-        form.text("point_coords"),
-        form.text("point_labels"),
-        form.text("boxes"),
+        fields.point_coords.as_deref(),
+        fields.point_labels.as_deref(),
+        fields.boxes.as_deref(),
     )?;
     predict::check_sam3_points(&state.config(), &model_version, &model_id, &prompts)?;
-    let multimask = form.bool_or("multimask_output", false)?;
-    let (min_size, max_size) = size_limits(&form)?;
-    let bands = BandSelection::parse(form.text("bands"))?;
-    let point_crs = form.text("point_crs").map(str::to_string);
+    let (min_size, max_size) = size_limits(fields.min_size, fields.max_size)?;
+    let bands = BandSelection::parse(fields.bands.as_deref())?;
+    let point_crs = fields.point_crs.clone();
     if let Some(crs) = point_crs.clone() {
         // GDAL may open its CRS database: not on the executor threads.
         tokio::task::spawn_blocking(move || crate::raster::georef::parse_crs(&crs).map(|_| ()))
@@ -209,14 +208,15 @@ pub async fn predict(
         },
         prompts,
         point_crs,
-        multimask,
+        multimask: fields.multimask_output,
+        all_candidates: fields.all_candidates,
     };
     run_job(&state, deadline, move |state| predict::run(&state, request)).await
 }
 
 /// `POST /segment/automatic`: masks for everything in the image.
 #[utoipa::path(post, path = "/segment/automatic",
-    request_body(content = super::openapi::AutomaticForm, content_type = "multipart/form-data"),
+    request_body(content = super::forms::AutomaticForm, content_type = "multipart/form-data"),
     responses((status = 200, description = "Masks in the requested output format (an empty result when nothing passes the thresholds)"),
         (status = 400, description = "Invalid field"), (status = 422, description = "Missing field or wrong type"),
         (status = 503, description = "Busy, or model not configured")))]
@@ -229,47 +229,21 @@ pub async fn automatic(
         file,
         deadline,
     } = receive(&state, multipart).await?;
-    let (model_version, model_id) = model_choice(&form)?;
-    let output_format = output_format(&state, &form)?;
-    let foreground = form.bool_or("foreground", true)?;
-    let unique = form.bool_or("unique", true)?;
-    let (min_size, max_size) = size_limits(&form)?;
-    let defaults = AutomaticParams::default();
-    let count = |name: &str, default: u32| -> Result<u32, AppError> {
-        let v = form.int_or(name, default as i64)?;
-        u32::try_from(v)
-            .map_err(|_| AppError::bad_request(format!("{name} must be 0 or more (got {v})")))
-    };
+    let fields: AutomaticForm = form.parse()?;
+    let (model_version, model_id) = model_choice(
+        fields.model_version.as_deref(),
+        fields.model_id.as_deref(),
+        &state.config().api.default_model_version_automatic,
+    )?;
+    let output_format = output_format(&state, &fields.output_format)?;
+    let (foreground, unique) = (fields.foreground, fields.unique);
+    let (min_size, max_size) = size_limits(fields.min_size, fields.max_size)?;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
-    let params = AutomaticParams {
-        points_per_side: count("points_per_side", defaults.points_per_side)?,
-        points_per_batch: count("points_per_batch", defaults.points_per_batch)?,
-        pred_iou_thresh: form.float_or("pred_iou_thresh", defaults.pred_iou_thresh as f64)? as f32,
-        stability_score_thresh: form.float_or(
-            "stability_score_thresh",
-            defaults.stability_score_thresh as f64,
-        )? as f32,
-        stability_score_offset: form.float_or(
-            "stability_score_offset",
-            defaults.stability_score_offset as f64,
-        )? as f32,
-        box_nms_thresh: form.float_or("box_nms_thresh", defaults.box_nms_thresh as f64)? as f32,
-        crop_n_layers: count("crop_n_layers", defaults.crop_n_layers)?,
-        crop_nms_thresh: form.float_or("crop_nms_thresh", defaults.crop_nms_thresh as f64)? as f32,
-        crop_overlap_ratio: form.float_or("crop_overlap_ratio", defaults.crop_overlap_ratio)?,
-        crop_n_points_downscale_factor: count(
-            "crop_n_points_downscale_factor",
-            defaults.crop_n_points_downscale_factor,
-        )?,
-        min_mask_region_area: count("min_mask_region_area", 0)? as u64,
-        threads,
-        ..defaults
-    };
-    params.validate().map_err(AppError::bad_request)?;
-    let confidence = confidence_threshold(&form)?;
-    let bands = BandSelection::parse(form.text("bands"))?;
+    let params = fields.params(threads)?;
+    let confidence = unit_threshold(fields.confidence_threshold)?;
+    let bands = BandSelection::parse(fields.bands.as_deref())?;
     let mut params_for_plugins = plugin_params(&form, min_size, max_size);
     params_for_plugins.retain(|(k, _)| k != "foreground" && k != "unique");
     params_for_plugins.push(("foreground".into(), foreground.to_string()));
@@ -286,7 +260,7 @@ pub async fn automatic(
             deadline,
         },
         params,
-        confidence_threshold: confidence as f32,
+        confidence_threshold: confidence,
     };
     run_job(&state, deadline, move |state| {
         automatic::run(&state, request)
@@ -296,7 +270,7 @@ pub async fn automatic(
 
 /// `POST /segment/text`: SAM3 segmentation from a text prompt.
 #[utoipa::path(post, path = "/segment/text",
-    request_body(content = super::openapi::TextForm, content_type = "multipart/form-data"),
+    request_body(content = super::forms::TextForm, content_type = "multipart/form-data"),
     responses((status = 200, description = "One mask per detected instance (an empty result when nothing matches)"),
         (status = 400, description = "Invalid field"), (status = 422, description = "Missing field or wrong type")))]
 pub async fn text(
@@ -308,9 +282,10 @@ pub async fn text(
         file,
         deadline,
     } = receive(&state, multipart).await?;
-    let prompt = form.required_text("prompt")?.trim().to_string();
+    let fields: TextForm = form.parse()?;
+    let prompt = fields.prompt.trim().to_string();
     text::check_prompt(&prompt)?;
-    let model_id = match form.text("model_id") {
+    let model_id = match fields.model_id.as_deref() {
         Some(id) if model_ids("sam3").contains(&id) => id.to_string(),
         Some(id) => {
             return Err(AppError::bad_request(format!(
@@ -320,16 +295,11 @@ pub async fn text(
         }
         None => default_model_id("sam3").unwrap_or_default().to_string(),
     };
-    let backend = form.text_or("backend", "meta");
-    if !matches!(backend, "meta" | "transformers") {
-        return Err(AppError::bad_request(format!(
-            "Invalid backend '{backend}'. Must be one of: ['meta', 'transformers']"
-        )));
-    }
-    let output_format = output_format(&state, &form)?;
-    let confidence = confidence_threshold(&form)?;
-    let (min_size, max_size) = size_limits(&form)?;
-    let bands = BandSelection::parse(form.text("bands"))?;
+    check_backend(&fields.backend, &model_id)?;
+    let output_format = output_format(&state, &fields.output_format)?;
+    let confidence = unit_threshold(fields.confidence_threshold)?;
+    let (min_size, max_size) = size_limits(fields.min_size, fields.max_size)?;
+    let bands = BandSelection::parse(fields.bands.as_deref())?;
     let request = TextRequest {
         common: SegmentRequest {
             model_version: "sam3".into(),
@@ -341,7 +311,7 @@ pub async fn text(
             deadline,
         },
         prompt,
-        confidence_threshold: confidence as f32,
+        confidence_threshold: confidence,
     };
     run_job(&state, deadline, move |state| text::run(&state, request)).await
 }

@@ -3,6 +3,7 @@
 
 pub mod automatic;
 pub mod deadline;
+pub mod detections;
 pub mod mask_generator;
 pub mod predict;
 pub mod prompts;

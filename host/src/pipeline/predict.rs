@@ -1,5 +1,5 @@
-//! `/segment/predict`: points and boxes → one mask per prompt row (or three candidates each
-//! with `multimask_output`).
+//! `/segment/predict`: points and boxes → one mask per prompt row (with `multimask_output`, the
+//! best of three candidates as the seed returns, or all three with `all_candidates`).
 
 use super::prompts::Prompts;
 use super::steps::{embedding_for, finish, prepare};
@@ -16,6 +16,8 @@ pub struct PredictRequest {
     pub prompts: Prompts,
     pub point_crs: Option<String>,
     pub multimask: bool,
+    /// With `multimask`: every candidate instead of the best one.
+    pub all_candidates: bool,
 }
 
 /// Logit threshold of a mask pixel, and the offset of the stability score (SAM's values).
@@ -51,7 +53,7 @@ pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutp
             deadline.check()?;
             let decoded = model.decode(&embedding, &rows, request.multimask)?;
             stages.mark("decode");
-            let masks = masks_from_decoded(&decoded);
+            let masks = masks_from_decoded(&decoded, !request.all_candidates);
             stages.mark("masks");
             (masks, cache_hit)
         }
@@ -85,17 +87,29 @@ const SAM3_EXEMPLAR_PROMPT: &str = "visual";
 /// SAM3's default detection threshold.
 const SAM3_CONFIDENCE: f32 = 0.5;
 
-/// Thresholds every candidate of every row into a mask (empty ones skipped). A row's
-/// candidates go largest first, so that in a label raster the smaller ones stay visible on top;
-/// ids follow that order.
-fn masks_from_decoded(decoded: &[crate::models::DecodedMasks]) -> Vec<crate::masks::Mask> {
+/// Thresholds the candidates of every row into masks (empty ones skipped): with `best_only`,
+/// only the candidate with the highest predicted IoU (the seed's choice), else every one. A
+/// row's candidates go largest first, so that in a label raster the smaller ones stay visible on
+/// top; ids follow that order.
+fn masks_from_decoded(
+    decoded: &[crate::models::DecodedMasks],
+    best_only: bool,
+) -> Vec<crate::masks::Mask> {
     let mut masks = Vec::new();
     for row in decoded {
+        let best = row
+            .scores
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i);
         let mut candidates: Vec<crate::masks::Mask> = row
             .logits
             .iter()
             .zip(&row.scores)
-            .filter_map(|(logits, &score)| {
+            .enumerate()
+            .filter(|(i, _)| !best_only || Some(*i) == best)
+            .filter_map(|(_, (logits, &score))| {
                 mask_from_logits(
                     logits,
                     &row.frame,

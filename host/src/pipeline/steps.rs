@@ -169,6 +169,32 @@ fn filter_and_format(
     info: &RasterInfo,
     masks: Vec<Mask>,
 ) -> Result<(FormattedOutput, usize), AppError> {
+    let filtered = apply_filters(state, request, info, masks)?;
+    let count = filtered.len();
+    let formatted_request = PluginRequest {
+        masks: MaskSet {
+            width: info.width,
+            height: info.height,
+            masks: filtered,
+        },
+        georef: info.georef.clone(),
+        params: request.params.clone(),
+    };
+    request.deadline.check()?;
+    let output = state
+        .plugins
+        .format(&request.output_format, &formatted_request)
+        .map_err(plugin_error)?;
+    Ok((output, count))
+}
+
+/// Runs the filter chain over `masks`.
+pub fn apply_filters(
+    state: &AppState,
+    request: &SegmentRequest,
+    info: &RasterInfo,
+    masks: Vec<Mask>,
+) -> Result<Vec<Mask>, AppError> {
     request.deadline.check()?;
     let plugin_request = PluginRequest {
         masks: MaskSet {
@@ -179,21 +205,11 @@ fn filter_and_format(
         georef: info.georef.clone(),
         params: request.params.clone(),
     };
-    let filtered = state
+    Ok(state
         .plugins
-        .apply_filters(plugin_request.clone())
-        .map_err(plugin_error)?;
-    let count = filtered.masks.len();
-    let formatted_request = PluginRequest {
-        masks: filtered,
-        ..plugin_request
-    };
-    request.deadline.check()?;
-    let output = state
-        .plugins
-        .format(&request.output_format, &formatted_request)
-        .map_err(plugin_error)?;
-    Ok((output, count))
+        .apply_filters(plugin_request)
+        .map_err(plugin_error)?
+        .masks)
 }
 
 fn plugin_error(e: crate::plugins::PluginError) -> AppError {

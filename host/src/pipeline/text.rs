@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use super::steps::{embedding_for, finish, prepare};
+use super::detections;
+use super::steps::{apply_filters, embedding_for, finish, prepare};
 use super::{PipelineOutput, SegmentRequest, Stages};
 use crate::error::AppError;
 use crate::masks::Mask;
-use crate::models::sam3::Sam3;
+use crate::models::sam3::{Detection, Sam3};
 use crate::models::LoadedModel;
 use crate::raster::OpenRaster;
 use crate::state::AppState;
@@ -43,6 +44,16 @@ pub fn run(state: &AppState, mut request: TextRequest) -> Result<PipelineOutput,
         ));
     };
     let mut stages = prepared.stages;
+    if detections::FORMATS.contains(&request.common.output_format.as_str()) {
+        return detector_boxes(
+            state,
+            &request,
+            prepared.sha256,
+            prepared.raster,
+            &model,
+            stages,
+        );
+    }
     let (masks, cache_hit) = detect_text(
         state,
         &request.common,
@@ -61,6 +72,54 @@ pub fn run(state: &AppState, mut request: TextRequest) -> Result<PipelineOutput,
         cache_hit,
         stages,
     )
+}
+
+/// `json` / `detections`: the detector's boxes and scores (as the seed answers), for the
+/// detections whose masks pass the filter chain.
+fn detector_boxes(
+    state: &AppState,
+    request: &TextRequest,
+    sha256: String,
+    raster: OpenRaster,
+    model: &Arc<Sam3>,
+    mut stages: Stages,
+) -> Result<PipelineOutput, AppError> {
+    let common = &request.common;
+    let info = raster.info().clone();
+    let (embedding, cache_hit) = embedding_for(
+        state,
+        common,
+        &sha256,
+        &raster,
+        model.input_side(),
+        |rgb, w, h| model.encode_image(rgb, w, h),
+    )?;
+    drop(raster);
+    stages.mark("embedding");
+    common.deadline.check()?;
+    let text = model.encode_text(&request.prompt)?;
+    let found = model.detect_with_boxes(&embedding, &text, &[], request.confidence_threshold)?;
+    stages.mark("decode");
+    let kept: std::collections::HashSet<u32> = apply_filters(
+        state,
+        common,
+        &info,
+        found.iter().map(|d| d.mask.clone()).collect(),
+    )?
+    .iter()
+    .map(|m| m.id)
+    .collect();
+    let listed: Vec<&Detection> = found.iter().filter(|d| kept.contains(&d.mask.id)).collect();
+    let output = detections::format(&common.output_format, &info, &listed);
+    stages.mark("plugins");
+    Ok(PipelineOutput {
+        output,
+        cache_hit,
+        mask_count: listed.len(),
+        stages,
+        model_version: common.model_version.clone(),
+        model_id: common.model_id.clone(),
+    })
 }
 
 /// SAM3 on the (cached) image embedding with a text prompt; whether the embedding was cached.

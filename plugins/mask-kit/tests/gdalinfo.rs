@@ -57,6 +57,22 @@ fn wkt(info: &Value) -> String {
         .to_owned()
 }
 
+/// A test that cannot run because `tool` is missing: a notice and a line in `SAMGEO_SKIP_LOG`
+/// (counted by `scripts/test`), or, under CI (`CI=true`), a failure, since `scripts/setup`
+/// installs it.
+fn skip_without(tool: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{tool} not found (under CI a failure: scripts/setup installs gdal-bin)");
+    }
+    eprintln!("SKIPPED: {tool} not found");
+    if let Some(path) = std::env::var_os("SAMGEO_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{tool} not found");
+        }
+    }
+}
+
 fn assert_close(a: &[f64], b: &[f64]) {
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(b) {
@@ -67,7 +83,7 @@ fn assert_close(a: &[f64], b: &[f64]) {
 #[test]
 fn north_up_epsg_byte() {
     if !gdal_available() {
-        eprintln!("gdalinfo not found: skipped");
+        skip_without("gdalinfo");
         return;
     }
     let gt = [500000.0, 10.0, 0.0, 4000000.0, 0.0, -10.0];
@@ -95,7 +111,7 @@ fn north_up_epsg_byte() {
 #[test]
 fn rotated_geographic_uint16() {
     if !gdal_available() {
-        eprintln!("gdalinfo not found: skipped");
+        skip_without("gdalinfo");
         return;
     }
     let gt = [10.0, 0.001, 0.0005, 50.0, 0.0005, -0.001];
@@ -115,7 +131,7 @@ fn rotated_geographic_uint16() {
 #[test]
 fn wkt_only_crs_survives() {
     if !gdal_available() {
-        eprintln!("gdalinfo not found: skipped");
+        skip_without("gdalinfo");
         return;
     }
     let gt = [4321000.0, 20.0, 0.0, 3210000.0, 0.0, -20.0];
@@ -148,7 +164,7 @@ fn wkt_only_crs_survives() {
 #[test]
 fn no_georeferencing() {
     if !gdal_available() {
-        eprintln!("gdalinfo not found: skipped");
+        skip_without("gdalinfo");
         return;
     }
     let info = roundtrip("plain.tif", 3, 2, &[0u8, 1, 2, 3, 4, 5], &Georef::default());

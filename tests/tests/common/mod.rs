@@ -54,9 +54,29 @@ pub fn plugin_dir() -> PathBuf {
 pub fn real_data() -> Option<PathBuf> {
     let dir = std::env::var_os("SAMGEO_REAL_DATA").map(PathBuf::from);
     if dir.is_none() {
-        eprintln!("NOTICE: SAMGEO_REAL_DATA is not set; real-raster cases skipped");
+        skip("real-raster cases", "SAMGEO_REAL_DATA is not set");
     }
     dir
+}
+
+/// Skips what the caller was about to test because `reason`: a notice, and a line in
+/// `SAMGEO_SKIP_LOG` (counted by `scripts/test`); under CI (`CI=true`) a panic, since what is
+/// missing is something `scripts/setup` provides.
+pub fn skip(test: &str, reason: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {reason} (under CI a missing prerequisite is a failure)");
+    }
+    eprintln!("SKIPPED {test}: {reason}");
+    if let Some(path) = std::env::var_os("SAMGEO_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{test}: {reason}");
+        }
+    }
 }
 
 fn free_port() -> u16 {

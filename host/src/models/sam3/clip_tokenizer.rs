@@ -448,9 +448,12 @@ pub(crate) mod tests {
         if path.is_file() {
             Some(path)
         } else {
-            eprintln!(
-                "skipping: CLIP vocabulary {} not found (set SAMGEO_TOKENIZER_VOCAB)",
-                path.display()
+            crate::test_skip::skip(
+                "CLIP tokenizer tests",
+                &format!(
+                    "CLIP vocabulary {} not found (set SAMGEO_TOKENIZER_VOCAB; scripts/setup fetches it)",
+                    path.display()
+                ),
             );
             None
         }

@@ -38,16 +38,48 @@ impl Sam3 {
         exemplars: &[Exemplar],
         confidence_threshold: f32,
     ) -> Result<Vec<Mask>, ModelError> {
+        let detections =
+            self.detect_with_boxes(embedding, text, exemplars, confidence_threshold)?;
+        Ok(detections.into_iter().map(|d| d.mask).collect())
+    }
+
+    /// [`Sam3::detect_exemplars`], with each mask's box as the detector gave it.
+    pub fn detect_with_boxes(
+        &self,
+        embedding: &Embedding,
+        text: &TextFeatures,
+        exemplars: &[Exemplar],
+        confidence_threshold: f32,
+    ) -> Result<Vec<Detection>, ModelError> {
         let frames = Frames::new(embedding.width, embedding.height, self.max_mask_side);
         let groups = slot_groups(exemplars, self.decoder_spec.box_slots);
         let mut masks = Vec::new();
+        // Until the final ids are set, a mask's id is the index of its box here.
+        let mut boxes = Vec::new();
         for group in &groups {
-            masks.extend(self.decode_once(embedding, text, group, frames, confidence_threshold)?);
+            masks.extend(self.decode_once(
+                embedding,
+                text,
+                group,
+                frames,
+                confidence_threshold,
+                &mut boxes,
+            )?);
         }
         if groups.len() > 1 {
             masks = instances::nms(masks, MERGE_IOU);
         }
-        Ok(instances::finish(masks))
+        instances::sort_masks(&mut masks);
+        let boxes: Vec<[f64; 4]> = masks
+            .iter()
+            .map(|m| boxes.get(m.id as usize).copied().unwrap_or_default())
+            .collect();
+        // `finish` sorts stably what is already sorted: the boxes stay aligned.
+        Ok(instances::finish(masks)
+            .into_iter()
+            .zip(boxes)
+            .map(|(mask, bbox)| Detection { mask, bbox })
+            .collect())
     }
 
     /// One decoder run with `group` in the box slots.
@@ -58,6 +90,7 @@ impl Sam3 {
         group: &[Exemplar],
         frames: Frames,
         confidence_threshold: f32,
+        boxes_out: &mut Vec<[f64; 4]>,
     ) -> Result<Vec<Mask>, ModelError> {
         let spec = &self.decoder_spec;
         let slots = spec
@@ -147,6 +180,30 @@ impl Sam3 {
             .map_err(run_err)?;
         let masks_value = get("masks")?;
         let n = scores.len();
+        // Boxes `[n, 4]` (x0, y0, x1, y1) in the decoder's frame, scaled to the image.
+        let (_, raw_boxes) = get("boxes")?.try_extract_tensor::<f32>().map_err(run_err)?;
+        let (sx, sy) = (
+            frames.width as f64 / frames.frame_width.max(1) as f64,
+            frames.height as f64 / frames.frame_height.max(1) as f64,
+        );
+        let box_of = |i: usize| -> [f64; 4] {
+            match raw_boxes.get(i * 4..i * 4 + 4) {
+                Some(b) => [
+                    b[0] as f64 * sx,
+                    b[1] as f64 * sy,
+                    b[2] as f64 * sx,
+                    b[3] as f64 * sy,
+                ],
+                None => [0.0; 4],
+            }
+        };
+        let mut push = |mask: Option<Mask>, i: usize, found: &mut Vec<Mask>| {
+            if let Some(mut mask) = mask {
+                mask.id = boxes_out.len() as u32;
+                boxes_out.push(box_of(i));
+                found.push(mask);
+            }
+        };
         let (fw, fh) = (frames.frame_width as usize, frames.frame_height as usize);
         let plane = fw * fh;
         let check_shape = |shape: &[i64], len: usize| -> Result<(), ModelError> {
@@ -171,12 +228,13 @@ impl Sam3 {
                 let (shape, data) = masks_value.try_extract_tensor::<bool>().map_err(run_err)?;
                 check_shape(shape, data.len())?;
                 for i in (0..n).filter(|&i| keep(i)) {
-                    found.extend(instances::plane_to_mask(
+                    let mask = instances::plane_to_mask(
                         &data[i * plane..(i + 1) * plane],
                         frames,
                         0,
                         scores[i],
-                    ));
+                    );
+                    push(mask, i, &mut found);
                 }
             }
             Some(TensorElementType::Float32) => {
@@ -188,7 +246,8 @@ impl Sam3 {
                         .iter()
                         .map(|&v| v > 0.5)
                         .collect();
-                    found.extend(instances::plane_to_mask(&bools, frames, 0, scores[i]));
+                    let mask = instances::plane_to_mask(&bools, frames, 0, scores[i]);
+                    push(mask, i, &mut found);
                 }
             }
             other => {
@@ -199,4 +258,12 @@ impl Sam3 {
         }
         Ok(found)
     }
+}
+
+/// One detected instance: its mask and the box the detector gave, `[x0, y0, x1, y1]` in image
+/// pixels.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    pub mask: Mask,
+    pub bbox: [f64; 4],
 }

@@ -25,6 +25,7 @@ use ort::session::Session;
 use parking_lot::Mutex;
 
 pub use clip_tokenizer::ClipTokenizer;
+pub use decode::Detection;
 pub use encode::TextFeatures;
 pub use exemplars::{box_exemplars, points_unsupported, Exemplar};
 

@@ -75,18 +75,15 @@ fn runtime() -> Option<&'static OnnxRuntime> {
     static RUNTIME: OnceLock<Option<OnnxRuntime>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
-            let library = std::env::var_os("ORT_DYLIB_PATH")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| workspace().join(".ort/libonnxruntime.so.1.31.1"));
             let config = RuntimeConfig {
-                onnxruntime_library: library,
+                onnxruntime_library: crate::test_skip::ort_library(),
                 execution_providers: vec!["cpu".into()],
                 ..Default::default()
             };
             match OnnxRuntime::init(&config) {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    eprintln!("skipping: {e}");
+                    crate::test_skip::skip("sam3 demo model tests", &e.to_string());
                     None
                 }
             }
@@ -105,7 +102,10 @@ fn demo_model() -> Option<Sam3> {
         ..Default::default()
     };
     if !demo.join("sam3_decoder.onnx").is_file() {
-        eprintln!("skipping: demo models not generated (python3 scripts/gen_demo_models.py)");
+        crate::test_skip::skip(
+            "sam3 demo model tests",
+            "demo models not generated (scripts/setup generates them)",
+        );
         return None;
     }
     let runtime = runtime()?;

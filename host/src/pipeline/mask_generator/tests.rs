@@ -380,15 +380,7 @@ fn wrong_embedding_size_is_an_error() {
 // ---- Real demo models (ONNX Runtime), skipped with a notice when absent ----
 
 fn ort_library() -> Option<std::path::PathBuf> {
-    let candidates = [
-        std::env::var_os("ORT_DYLIB_PATH").map(std::path::PathBuf::from),
-        Some(
-            "/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1"
-                .into(),
-        ),
-        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ort/libonnxruntime.so.1.31.1")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_file())
+    Some(crate::test_skip::ort_library()).filter(|p| p.is_file())
 }
 
 fn runtime() -> Option<&'static crate::models::OnnxRuntime> {
@@ -423,14 +415,20 @@ fn demo_model(family: ModelFamily) -> Option<Arc<dyn PromptableModel>> {
     let encoder = dir.join(format!("{prefix}_encoder.onnx"));
     let decoder = dir.join(format!("{prefix}_decoder.onnx"));
     if !encoder.is_file() || !decoder.is_file() {
-        eprintln!(
-            "SKIPPED: demo models missing in {} (python3 scripts/gen_demo_models.py --out models/demo)",
-            dir.display()
+        crate::test_skip::skip(
+            "automatic demo model tests",
+            &format!(
+                "demo models missing in {} (scripts/setup generates them)",
+                dir.display()
+            ),
         );
         return None;
     }
     let Some(rt) = runtime() else {
-        eprintln!("SKIPPED: ONNX Runtime library not found (set ORT_DYLIB_PATH)");
+        crate::test_skip::skip(
+            "automatic demo model tests",
+            "ONNX Runtime library not found (set ORT_DYLIB_PATH; scripts/setup installs it)",
+        );
         return None;
     };
     let files = crate::config::ModelFiles {

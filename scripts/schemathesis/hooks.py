@@ -1,0 +1,127 @@
+"""Schemathesis hooks for samgeo-rs: the `file` part gets real images.
+
+Random bytes would make every request a 400 ("Cannot read the image"), so the run would never
+get past the image. This strategy draws small uncompressed TIFFs (RGB or grey, 8-bit, some with
+GeoTIFF georeferencing in UTM 18N) with a coloured square on a background, the kind of scene the
+demo models segment, and now and then bytes that are not an image at all.
+"""
+
+import struct
+
+from hypothesis import strategies as st
+
+import schemathesis
+
+# TIFF field types.
+SHORT, LONG, DOUBLE = 3, 4, 12
+
+
+def tiff(width, height, bands, background, square, georef):
+    """An uncompressed little-endian (Geo)TIFF, one strip, chunky samples."""
+    pixels = bytearray()
+    x0, y0, x1, y1 = width // 4, height // 4, (3 * width) // 4, (3 * height) // 4
+    for y in range(height):
+        for x in range(width):
+            colour = square if (x0 <= x < x1 and y0 <= y < y1) else background
+            pixels += bytes(colour[:bands])
+    entries = []  # (tag, type, values)
+    entries.append((256, LONG, [width]))
+    entries.append((257, LONG, [height]))
+    entries.append((258, SHORT, [8] * bands))
+    entries.append((259, SHORT, [1]))
+    entries.append((262, SHORT, [2 if bands == 3 else 1]))
+    entries.append((273, LONG, [0]))  # strip offset, patched below
+    entries.append((277, SHORT, [bands]))
+    entries.append((278, LONG, [height]))
+    entries.append((279, LONG, [len(pixels)]))
+    entries.append((284, SHORT, [1]))
+    if georef:
+        # 10 m pixels in EPSG:32618, top-left corner at (500000, 4000000).
+        entries.append((33550, DOUBLE, [10.0, 10.0, 0.0]))
+        entries.append((33922, DOUBLE, [0.0, 0.0, 0.0, 500000.0, 4000000.0, 0.0]))
+        entries.append((34735, SHORT, [1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32618]))
+    entries.sort()
+    size = {SHORT: 2, LONG: 4, DOUBLE: 8}
+    fmt = {SHORT: "H", LONG: "I", DOUBLE: "d"}
+    ifd_offset = 8
+    ifd_size = 2 + 12 * len(entries) + 4
+    extra = bytearray()
+    extra_offset = ifd_offset + ifd_size
+    pixel_offset = None
+    records = []
+    for tag, kind, values in entries:
+        data = struct.pack("<" + fmt[kind] * len(values), *values)
+        records.append([tag, kind, values, data])
+    for record in records:
+        if len(record[3]) > 4:
+            record.append(extra_offset + len(extra))
+            extra += record[3]
+            if len(extra) % 2:
+                extra += b"\0"
+        else:
+            record.append(None)
+    pixel_offset = extra_offset + len(extra)
+    out = bytearray(b"II*\0" + struct.pack("<I", ifd_offset))
+    out += struct.pack("<H", len(records))
+    for tag, kind, values, data, offset in records:
+        if tag == 273:
+            data = struct.pack("<I", pixel_offset)
+        if offset is None:
+            out += struct.pack("<HHI", tag, kind, len(values)) + data.ljust(4, b"\0")
+        else:
+            out += struct.pack("<HHII", tag, kind, len(values), offset)
+    out += struct.pack("<I", 0)
+    out += extra
+    out += pixels
+    return bytes(out)
+
+
+colour = st.tuples(*[st.integers(0, 255)] * 3)
+
+images = st.builds(
+    tiff,
+    width=st.integers(8, 48),
+    height=st.integers(8, 48),
+    bands=st.sampled_from([3, 3, 1]),
+    background=colour,
+    square=colour,
+    georef=st.booleans(),
+)
+
+not_images = st.sampled_from([b"", b"II*\0garbage", b"<html></html>", b"\x89PNG\r\n\x1a\n"])
+
+schemathesis.openapi.media_type("image/tiff", st.one_of(images, images, images, not_images))
+
+
+# The automatic generator's cost grows with points_per_side² × 4^crop_n_layers: at the allowed
+# maxima (256, 4) one request decodes 22 million prompts, and the default grid (32², 1024 prompts)
+# takes seconds on a loaded CI machine. Their ranges are checked by unit tests and the bad-input
+# table; here they are kept small (absent means the small value too) so that the run fits in a
+# minute or two. Values of another type (negative testing) pass unchanged.
+CHEAP = {"points_per_side": 6, "crop_n_layers": 1}
+
+
+# before_call runs in every phase (map_case only on generated cases), just before the request.
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    body = case.body
+    if isinstance(body, dict) and case.operation.path == "/segment/automatic":
+        for name, most in CHEAP.items():
+            value = body.get(name, most)
+            if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > most):
+                body[name] = most
+
+
+# A tally of (operation, status) per run, printed by scripts/schemathesis/run.
+@schemathesis.hook
+def after_call(context, case, response):
+    import os
+
+    path = os.environ.get("SCHEMATHESIS_TALLY")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{case.operation.method.upper()} {case.operation.path} {response.status_code}\n")
+        slow = os.environ.get("SCHEMATHESIS_SLOW")
+        if slow and response.elapsed > 1.0:
+            with open(slow, "a") as f:
+                f.write(f"{response.elapsed:.1f}s {case.operation.path} {response.status_code} {sorted((k, v if not isinstance(v, bytes) else len(v)) for k, v in (case.body or {}).items()) if isinstance(case.body, dict) else None}\n")

@@ -4,6 +4,7 @@ mod auth;
 pub mod form;
 mod meta;
 mod openapi;
+mod plugin_docs;
 mod plugins;
 mod response;
 mod segment;
@@ -30,6 +31,10 @@ pub fn router(state: AppState) -> Router {
         .route("/segment/automatic", post(segment::automatic))
         .route("/segment/text", post(segment::text))
         .merge(openapi::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            plugin_docs::document,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

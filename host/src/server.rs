@@ -88,7 +88,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     spawn_sighup_reload(state.clone());
     let _watch = if cli.reload {
-        Some(watch_config_and_plugins(state.clone(), load_config_fn(&cli))?)
+        Some(watch_config_and_plugins(
+            state.clone(),
+            load_config_fn(&cli),
+        )?)
     } else {
         None
     };
@@ -222,7 +225,9 @@ fn apply_reload(state: &AppState, load: &dyn Fn() -> Result<Config>) {
             }
             state.replace_config(applied);
         }
-        Err(e) => tracing::error!("plugin reload failed, previous plugins and configuration stay: {e}"),
+        Err(e) => {
+            tracing::error!("plugin reload failed, previous plugins and configuration stay: {e}")
+        }
     }
 }
 
@@ -230,7 +235,8 @@ fn apply_reload(state: &AppState, load: &dyn Fn() -> Result<Config>) {
 /// section (and model), which a running server does not pick up.
 fn changes_needing_restart(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    let differs = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     if differs(&old.server, &new.server) {
         out.push("[server]".to_string());
     }
@@ -244,14 +250,13 @@ fn changes_needing_restart(old: &Config, new: &Config) -> Vec<String> {
         old.models.keys().chain(new.models.keys()).collect();
     for v in versions {
         let (a, b) = (old.models.get(v), new.models.get(v));
-        let ids: std::collections::BTreeSet<&String> = a
-            .into_iter()
-            .chain(b)
-            .flat_map(|m| m.keys())
-            .collect();
+        let ids: std::collections::BTreeSet<&String> =
+            a.into_iter().chain(b).flat_map(|m| m.keys()).collect();
         for id in ids {
             if differs(&a.and_then(|m| m.get(id)), &b.and_then(|m| m.get(id))) {
-                out.push(format!("[models.{v}.\"{id}\"] (loaded models and cached embeddings would go stale)"));
+                out.push(format!(
+                    "[models.{v}.\"{id}\"] (loaded models and cached embeddings would go stale)"
+                ));
             }
         }
     }
@@ -276,6 +281,9 @@ mod tests {
         let changes = changes_needing_restart(&old, &new);
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert_eq!(changes[0], "[server]");
-        assert!(changes[1].starts_with("[models.sam.\"vit_b\"]"), "{changes:?}");
+        assert!(
+            changes[1].starts_with("[models.sam.\"vit_b\"]"),
+            "{changes:?}"
+        );
     }
 }

@@ -459,10 +459,7 @@ fn calls_in_flight_finish_on_the_old_generation() {
 /// start-up settings).
 #[test]
 fn reload_applies_the_changed_plugins_section() {
-    let dir = plugin_dir(
-        "reload-config",
-        &["geojson.wasm", "json.wasm", "size.wasm"],
-    );
+    let dir = plugin_dir("reload-config", &["geojson.wasm", "json.wasm", "size.wasm"]);
     let cfg = config(&dir, &[("geojson", "geojson.wasm")], &[]);
     let file = temp_dir("reload-config-file").join("samgeo.toml");
     std::fs::write(&file, "").unwrap();
@@ -482,17 +479,27 @@ fn reload_applies_the_changed_plugins_section() {
     assert!(report.failed.is_empty(), "{report:?}");
     assert_eq!(host.config().filters, vec!["size.wasm".to_string()]);
     let kept = host.apply_filters(small_request()).unwrap();
-    assert_eq!(ids(&kept.masks), vec![1, 3], "the size filter ran with min_size=50");
+    assert_eq!(
+        ids(&kept.masks),
+        vec![1, 3],
+        "the size filter ran with min_size=50"
+    );
     assert!(host.format_names().contains(&"table".to_string()));
     // Options alone change too.
     std::fs::write(&file, toml("[plugins.options.size]\nmin_size = \"200\"\n")).unwrap();
     host.reload().unwrap();
-    assert_eq!(ids(&host.apply_filters(small_request()).unwrap().masks), vec![3]);
+    assert_eq!(
+        ids(&host.apply_filters(small_request()).unwrap().masks),
+        vec![3]
+    );
     // A configuration that does not load changes nothing.
     std::fs::write(&file, "[plugins]\nfilters = [\"nope.wasm\"]\nbogus = 1\n").unwrap();
     let err = host.reload().unwrap_err();
     assert!(err.reason.contains("bogus"), "{err}");
-    assert_eq!(ids(&host.apply_filters(small_request()).unwrap().masks), vec![3]);
+    assert_eq!(
+        ids(&host.apply_filters(small_request()).unwrap().masks),
+        vec![3]
+    );
 }
 
 // ---- memory at the size limit ----------------------------------------------------------------
@@ -510,7 +517,10 @@ fn raster_formatters_fit_the_memory_limit_at_max_pixels() {
     let side = (max_pixels as f64).sqrt() as u32;
     assert_eq!(u64::from(side) * u64::from(side), max_pixels);
     let limit = PluginsConfig::default().memory_limit_bytes;
-    assert!(max_pixels * 2 >= limit, "the test would not exercise the limit");
+    assert!(
+        max_pixels * 2 >= limit,
+        "the test would not exercise the limit"
+    );
 
     let dir = plugin_dir("max-pixels", &["geotiff.wasm", "png.wasm"]);
     let mut config = config(
@@ -552,14 +562,13 @@ fn raster_formatters_fit_the_memory_limit_at_max_pixels() {
         (side / 2, side / 2),
     ];
 
-    let out = host.format("png", &req).unwrap_or_else(|e| panic!("png: {e}"));
+    let out = host
+        .format("png", &req)
+        .unwrap_or_else(|e| panic!("png: {e}"));
     let mut reader = png::Decoder::new(std::io::Cursor::new(out.bytes))
         .read_info()
         .unwrap();
-    assert_eq!(
-        (reader.info().width, reader.info().height),
-        (side, side)
-    );
+    assert_eq!((reader.info().width, reader.info().height), (side, side));
     assert_eq!(reader.info().bit_depth, png::BitDepth::Sixteen);
     let mut y = 0u32;
     while let Some(row) = reader.next_row().unwrap() {
@@ -587,6 +596,10 @@ fn raster_formatters_fit_the_memory_limit_at_max_pixels() {
         let buf = band
             .read_as::<u16>((px as isize, py as isize), (1, 1), (1, 1), None)
             .unwrap();
-        assert_eq!(buf.data()[0], expected(px, py), "geotiff pixel ({px}, {py})");
+        assert_eq!(
+            buf.data()[0],
+            expected(px, py),
+            "geotiff pixel ({px}, {py})"
+        );
     }
 }

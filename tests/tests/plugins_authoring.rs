@@ -106,7 +106,11 @@ fn new_plugin_crates_built_out_of_tree_serve_from_a_running_server() {
     let ask = |fields: &[(&str, &str)]| {
         let mut all = vec![("point_coords", "[[200, 150]]"), ("output_format", "kml")];
         all.extend_from_slice(fields);
-        server.post_form("/segment/predict", Some(("scene.tif", scene.geotiff())), &all)
+        server.post_form(
+            "/segment/predict",
+            Some(("scene.tif", scene.geotiff())),
+            &all,
+        )
     };
     let r = ask(&[]);
     assert_eq!(r.status().as_u16(), 200);
@@ -136,10 +140,17 @@ fn new_plugin_crates_built_out_of_tree_serve_from_a_running_server() {
     let r = server.post_form(
         "/segment/predict",
         Some(("scene.tif", scene.geotiff())),
-        &[("point_coords", "[[200, 150]]"), ("output_format", "count-v0-1")],
+        &[
+            ("point_coords", "[[200, 150]]"),
+            ("output_format", "count-v0-1"),
+        ],
     );
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(r.text().unwrap().trim(), body.trim(), "0.1.0 and 0.2.0 agree");
+    assert_eq!(
+        r.text().unwrap().trim(),
+        body.trim(),
+        "0.1.0 and 0.2.0 agree"
+    );
 
     // Per-request filters, after the chain, with declared parameters checked.
     let r = ask(&[("filters", "compact"), ("min_score", "2")]);
@@ -201,7 +212,11 @@ fn new_plugin_crates_built_out_of_tree_serve_from_a_running_server() {
     let (status, d) = detail(reload());
     assert_eq!(status, 400, "{d}");
     assert!(d.contains("plugins.options.compact.min_score"), "{d}");
-    assert_eq!(ask(&[]).text().unwrap(), "0\n", "the previous settings stay");
+    assert_eq!(
+        ask(&[]).text().unwrap(),
+        "0\n",
+        "the previous settings stay"
+    );
 
     let _ = std::fs::remove_dir_all(plugin_dir);
     let _ = std::fs::remove_dir_all(outside);

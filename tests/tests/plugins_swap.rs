@@ -118,7 +118,10 @@ fn a_dropped_in_formatter_serves_after_reload() {
     let failure: serde_json::Value = reload.json().unwrap();
     let reason = failure["detail"].as_str().unwrap();
     assert!(reason.contains("geojson.wasm"), "{failure}");
-    assert_eq!(failure["report"]["failed"][0]["file"], "geojson.wasm", "{failure}");
+    assert_eq!(
+        failure["report"]["failed"][0]["file"], "geojson.wasm",
+        "{failure}"
+    );
     assert_eq!(ask().status().as_u16(), 200);
     let r = server.post_form(
         "/segment/predict",

@@ -49,7 +49,9 @@ pub fn add_plugin_parameters(doc: &mut Value, plugins: &[PluginDescription]) {
             if !path.starts_with("/segment/") {
                 continue;
             }
-            let Some(ops) = item.as_object() else { continue };
+            let Some(ops) = item.as_object() else {
+                continue;
+            };
             for (method, op) in ops {
                 let schema = &op["requestBody"]["content"]["multipart/form-data"]["schema"];
                 match schema.get("$ref").and_then(Value::as_str) {
@@ -85,11 +87,15 @@ pub fn add_plugin_parameters(doc: &mut Value, plugins: &[PluginDescription]) {
 
 /// Adds the plugin properties to one form schema (an object schema).
 fn document_form(schema: &mut Value, plugins: &[PluginDescription]) {
-    let Some(obj) = schema.as_object_mut() else { return };
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
     let properties = obj
         .entry("properties")
         .or_insert_with(|| Value::Object(Map::new()));
-    let Some(properties) = properties.as_object_mut() else { return };
+    let Some(properties) = properties.as_object_mut() else {
+        return;
+    };
     for plugin in plugins {
         let kind = match plugin.kind {
             PluginKind::Formatter => "formatter",
@@ -159,7 +165,11 @@ fn document_form(schema: &mut Value, plugins: &[PluginDescription]) {
             .to_string();
         f.insert(
             "description".into(),
-            Value::String(format!("{text} Installed formats: {}.", formats.join(", ")).trim().to_string()),
+            Value::String(
+                format!("{text} Installed formats: {}.", formats.join(", "))
+                    .trim()
+                    .to_string(),
+            ),
         );
     }
 }
@@ -205,18 +215,38 @@ mod tests {
             description: "What it does".into(),
         };
         let plugins = [
-            plugin("size", PluginKind::Filter, vec![spec("min_size", ParamType::Integer)]),
-            plugin("compact", PluginKind::Filter, vec![spec("min_score", ParamType::Number)]),
+            plugin(
+                "size",
+                PluginKind::Filter,
+                vec![spec("min_size", ParamType::Integer)],
+            ),
+            plugin(
+                "compact",
+                PluginKind::Filter,
+                vec![spec("min_score", ParamType::Number)],
+            ),
             plugin("kml", PluginKind::Formatter, vec![]),
         ];
         add_plugin_parameters(&mut doc, &plugins);
         let form = &doc["components"]["schemas"]["PredictForm"]["properties"];
         assert_eq!(form["min_score"]["type"], "number");
-        assert!(form["min_score"]["description"].as_str().unwrap().contains("'compact'"));
+        assert!(form["min_score"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("'compact'"));
         let min_size = form["min_size"]["description"].as_str().unwrap();
-        assert!(min_size.starts_with("Smallest mask.") && min_size.contains("'size'"), "{min_size}");
-        assert!(form["filters"]["description"].as_str().unwrap().contains("size, compact"));
-        assert!(form["output_format"]["description"].as_str().unwrap().contains("kml"));
+        assert!(
+            min_size.starts_with("Smallest mask.") && min_size.contains("'size'"),
+            "{min_size}"
+        );
+        assert!(form["filters"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("size, compact"));
+        assert!(form["output_format"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("kml"));
         let text = &doc["paths"]["/segment/text"]["post"]["requestBody"]["content"]
             ["multipart/form-data"]["schema"]["properties"];
         assert_eq!(text["min_score"]["type"], "number", "{doc}");

@@ -30,8 +30,8 @@ use parking_lot::{Mutex, RwLock};
 use crate::config::PluginsConfig;
 use crate::masks::{FormattedOutput, MaskSet, PluginRequest};
 
-pub use self::engine::CacheStats;
 pub use self::bindings::{ParamSpec, ParamType};
+pub use self::engine::CacheStats;
 pub use self::error::{PluginError, PluginId};
 pub use self::registry::{FailedPlugin, PluginKind};
 
@@ -181,9 +181,12 @@ impl PluginHost {
                 // Only filters are chained or looked up as filters.
                 continue;
             };
-            let masks = limits::call(&self.inner.engine.engine, &id, limits_of(&registry), |store| {
-                exports.apply(store, &req, &params)
-            })?;
+            let masks = limits::call(
+                &self.inner.engine.engine,
+                &id,
+                limits_of(&registry),
+                |store| exports.apply(store, &req, &params),
+            )?;
             validate::filtered_masks(&masks, req.masks.width, req.masks.height).map_err(
                 |reason| PluginError::InvalidOutput {
                     plugin: id.clone(),
@@ -219,9 +222,12 @@ impl PluginHost {
             &[name, &formatter.info.name],
             &req.params,
         )?;
-        let out = limits::call(&self.inner.engine.engine, &id, limits_of(&registry), |store| {
-            exports.format(store, req, &params)
-        })?;
+        let out = limits::call(
+            &self.inner.engine.engine,
+            &id,
+            limits_of(&registry),
+            |store| exports.format(store, req, &params),
+        )?;
         validate::formatted_output(&out)
             .map_err(|reason| PluginError::InvalidOutput { plugin: id, reason })?;
         Ok(out)
@@ -250,12 +256,14 @@ impl PluginHost {
     pub fn reload_with(&self, config: &PluginsConfig) -> Result<ReloadReport, ReloadFailure> {
         let _serial = self.inner.reloading.lock();
         let old = self.registry();
-        let new = Registry::load(&self.inner.engine, config, Some(&old)).map_err(|e| {
-            ReloadFailure {
-                reason: format!("{e:#}"),
-                report: ReloadReport::default(),
-            }
-        })?;
+        let new =
+            Registry::load(&self.inner.engine, config, Some(&old)).map_err(|e| ReloadFailure {
+                reason: e.message,
+                report: ReloadReport {
+                    failed: e.failed,
+                    ..ReloadReport::default()
+                },
+            })?;
         let report = diff(&old, &new);
         if !report.failed.is_empty() {
             let reason = report
@@ -266,7 +274,10 @@ impl PluginHost {
                 .join("; ");
             tracing::error!(%reason, "plugin reload not applied; the current plugins stay");
             return Err(ReloadFailure {
-                reason: format!("{} component(s) failed to load: {reason}", report.failed.len()),
+                reason: format!(
+                    "{} component(s) failed to load: {reason}",
+                    report.failed.len()
+                ),
                 report,
             });
         }

@@ -40,7 +40,10 @@ pub(crate) fn merge(
 
 /// Checks the value each declared parameter has in `params` (the last occurrence; absent
 /// values are fine). Returns the parameter's name and what is wrong.
-pub(crate) fn check(declared: &[ParamSpec], params: &[(String, String)]) -> Result<(), (String, String)> {
+pub(crate) fn check(
+    declared: &[ParamSpec],
+    params: &[(String, String)],
+) -> Result<(), (String, String)> {
     for spec in declared {
         let Some((_, value)) = params.iter().rev().find(|(k, _)| *k == spec.name) else {
             continue;
@@ -87,7 +90,9 @@ mod tests {
     use super::*;
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -98,7 +103,10 @@ mod tests {
             .collect();
         let merged = merge(Some(&options), &pairs(&[("min_size", "100")]));
         assert_eq!(merged, pairs(&[("simplify", "0.5"), ("min_size", "100")]));
-        let merged = merge(Some(&options), &pairs(&[("min_size", ""), ("simplify", "None")]));
+        let merged = merge(
+            Some(&options),
+            &pairs(&[("min_size", ""), ("simplify", "None")]),
+        );
         assert_eq!(merged, pairs(&[("min_size", "10"), ("simplify", "0.5")]));
         // Without an option, an empty field passes through (plugins read it as absent).
         assert_eq!(merge(None, &pairs(&[("a", "")])), pairs(&[("a", "")]));
@@ -118,14 +126,32 @@ mod tests {
             spec("b", ParamType::Boolean),
             spec("s", ParamType::String),
         ];
-        let good = pairs(&[("n", "100.0"), ("x", "-1e3"), ("b", "YES"), ("s", "any"), ("other", "?")]);
+        let good = pairs(&[
+            ("n", "100.0"),
+            ("x", "-1e3"),
+            ("b", "YES"),
+            ("s", "any"),
+            ("other", "?"),
+        ]);
         assert_eq!(check(&declared, &good), Ok(()));
-        assert_eq!(check(&declared, &pairs(&[("n", ""), ("x", "null")])), Ok(()));
+        assert_eq!(
+            check(&declared, &pairs(&[("n", ""), ("x", "null")])),
+            Ok(())
+        );
         let (name, reason) = check(&declared, &pairs(&[("n", "1"), ("x", "abc")])).unwrap_err();
         assert_eq!(name, "x");
-        assert!(reason.contains("a number") && reason.contains("abc"), "{reason}");
-        assert_eq!(check(&declared, &pairs(&[("n", "1.5")])).unwrap_err().0, "n");
-        assert_eq!(check(&declared, &pairs(&[("b", "maybe")])).unwrap_err().0, "b");
+        assert!(
+            reason.contains("a number") && reason.contains("abc"),
+            "{reason}"
+        );
+        assert_eq!(
+            check(&declared, &pairs(&[("n", "1.5")])).unwrap_err().0,
+            "n"
+        );
+        assert_eq!(
+            check(&declared, &pairs(&[("b", "maybe")])).unwrap_err().0,
+            "b"
+        );
         // The last occurrence counts.
         assert_eq!(check(&declared, &pairs(&[("n", "x"), ("n", "2")])), Ok(()));
     }

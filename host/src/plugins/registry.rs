@@ -67,6 +67,14 @@ pub struct FailedPlugin {
     pub error: String,
 }
 
+/// A generation that could not be built: why, and the files that failed to load on the way.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct LoadError {
+    pub message: String,
+    pub failed: Vec<FailedPlugin>,
+}
+
 /// One generation of plugins.
 pub(crate) struct Registry {
     /// Formatters by `output_format` name.
@@ -89,7 +97,7 @@ impl Registry {
         engine: &PluginEngine,
         config: &PluginsConfig,
         previous: Option<&Registry>,
-    ) -> anyhow::Result<Registry> {
+    ) -> Result<Registry, LoadError> {
         let dir = &config.directory;
         let limits = CallLimits {
             memory_limit_bytes: config.memory_limit_bytes,
@@ -97,7 +105,10 @@ impl Registry {
         };
         let mut by_file = BTreeMap::new();
         let mut failed = Vec::new();
-        for file in wasm_files(dir)? {
+        for file in wasm_files(dir).map_err(|e| LoadError {
+            message: format!("{e:#}"),
+            failed: Vec::new(),
+        })? {
             let path = dir.join(&file);
             let bytes = match fs::read(&path) {
                 Ok(b) => b,
@@ -170,7 +181,10 @@ impl Registry {
             }
         }
         if !errors.is_empty() {
-            bail!("plugin configuration: {}", errors.join("; "));
+            return Err(LoadError {
+                message: format!("plugin configuration: {}", errors.join("; ")),
+                failed,
+            });
         }
 
         // Other formatters register under the name they report.
@@ -207,14 +221,19 @@ impl Registry {
                     .find(|p| p.kind == PluginKind::Filter && p.info.name == *name)
             });
             let Some(plugin) = plugin else { continue };
-            let pairs: Vec<(String, String)> =
-                options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let pairs: Vec<(String, String)> = options
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             if let Err((param, reason)) = super::params::check(&plugin.info.params, &pairs) {
                 errors.push(format!("plugins.options.{name}.{param}: {reason}"));
             }
         }
         if !errors.is_empty() {
-            bail!("plugin configuration: {}", errors.join("; "));
+            return Err(LoadError {
+                message: format!("plugin configuration: {}", errors.join("; ")),
+                failed,
+            });
         }
         for f in &failed {
             tracing::warn!(file = f.file, error = f.error, "plugin skipped");
@@ -289,7 +308,8 @@ fn load_one(
     let version = info.version.as_deref().map(clean_message);
     let mut seen = BTreeSet::new();
     for p in &info.params {
-        check_name(&p.name).with_context(|| format!("info() declares the parameter {:?}", p.name))?;
+        check_name(&p.name)
+            .with_context(|| format!("info() declares the parameter {:?}", p.name))?;
         if !seen.insert(p.name.as_str()) {
             bail!("info() declares the parameter {:?} twice", p.name);
         }

@@ -15,9 +15,9 @@
 #[macro_export]
 macro_rules! __samgeo_glue_common {
     ($b:path) => {
-        use $b as __b;
         use __b::samgeo::plugin::host as __wit_host;
         use __b::samgeo::plugin::types as __wit;
+        use $b as __b;
 
         /// The host's imports as a [`samgeo_plugin_sdk::Host`].
         struct __WitHost;

@@ -191,8 +191,15 @@ impl PluginInfo {
     }
 
     /// Declares a parameter.
-    pub fn param(mut self, name: &str, ty: ParamType, default: Option<&str>, description: &str) -> Self {
-        self.params.push(ParamSpec::new(name, ty, default, description));
+    pub fn param(
+        mut self,
+        name: &str,
+        ty: ParamType,
+        default: Option<&str>,
+        description: &str,
+    ) -> Self {
+        self.params
+            .push(ParamSpec::new(name, ty, default, description));
         self
     }
 

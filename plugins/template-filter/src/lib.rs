@@ -14,13 +14,16 @@ pub struct Plugin;
 
 impl Filter for Plugin {
     fn info() -> PluginInfo {
-        PluginInfo::new(NAME, "Drops masks whose score is below min_score (template filter)")
-            .param(
-                "min_score",
-                ParamType::Number,
-                Some("0"),
-                "Smallest predicted IoU kept",
-            )
+        PluginInfo::new(
+            NAME,
+            "Drops masks whose score is below min_score (template filter)",
+        )
+        .param(
+            "min_score",
+            ParamType::Number,
+            Some("0"),
+            "Smallest predicted IoU kept",
+        )
     }
 
     /// Returns the masks to keep, in painting order. The host checked that `min_score`, if

@@ -5,7 +5,7 @@
 //! than half of the image's pixels (the seed has no explicit rule; this one removes the
 //! "everything else" field SAM tends to return without touching large real objects).
 
-use samgeo_plugin_sdk::{Filter, Host, Mask, PluginInfo, Request, ParamType};
+use samgeo_plugin_sdk::{Filter, Host, Mask, ParamType, PluginInfo, Request};
 
 /// The plugin.
 pub struct Foreground;
@@ -16,7 +16,12 @@ impl Filter for Foreground {
             "foreground",
             "foreground=true drops background masks (touching all four edges, over half the image)",
         )
-        .param("foreground", ParamType::Boolean, Some("false"), "Drop background masks")
+        .param(
+            "foreground",
+            ParamType::Boolean,
+            Some("false"),
+            "Drop background masks",
+        )
     }
 
     fn apply(req: Request, _host: &dyn Host) -> Result<Vec<Mask>, String> {

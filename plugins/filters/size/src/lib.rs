@@ -4,7 +4,7 @@
 //! `<= 0` means no limit on that side (the seed's form treats `max_size=0` as "none" too).
 //! Order and labels are kept.
 
-use samgeo_plugin_sdk::{Filter, Host, Mask, PluginInfo, Request, ParamType};
+use samgeo_plugin_sdk::{Filter, Host, Mask, ParamType, PluginInfo, Request};
 
 /// The plugin.
 pub struct Size;
@@ -15,8 +15,18 @@ impl Filter for Size {
             "size",
             "Drops masks smaller than min_size or larger than max_size pixels",
         )
-        .param("min_size", ParamType::Integer, Some("0"), "Drop masks with fewer pixels (0: no lower limit)")
-        .param("max_size", ParamType::Integer, None, "Drop masks with more pixels (absent or 0: no upper limit)")
+        .param(
+            "min_size",
+            ParamType::Integer,
+            Some("0"),
+            "Drop masks with fewer pixels (0: no lower limit)",
+        )
+        .param(
+            "max_size",
+            ParamType::Integer,
+            None,
+            "Drop masks with more pixels (absent or 0: no upper limit)",
+        )
     }
 
     fn apply(req: Request, _host: &dyn Host) -> Result<Vec<Mask>, String> {

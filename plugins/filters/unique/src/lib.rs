@@ -10,7 +10,7 @@
 //!   (the merged mask is only as stable as its least stable part).
 
 use samgeo_plugin_sdk::rle::{for_each_span, from_bitmap};
-use samgeo_plugin_sdk::{BBox, Filter, Host, Mask, PluginInfo, Request, ParamType};
+use samgeo_plugin_sdk::{BBox, Filter, Host, Mask, ParamType, PluginInfo, Request};
 
 /// The plugin.
 pub struct Unique;

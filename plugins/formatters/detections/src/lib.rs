@@ -13,7 +13,7 @@
 use samgeo_plugin_sdk::geometry::orient;
 use samgeo_plugin_sdk::json::{push_f32, push_int, push_key, push_point, push_str};
 use samgeo_plugin_sdk::labels::{label_scores, painted_extents};
-use samgeo_plugin_sdk::{Formatter, Host, Output, PluginInfo, Request, ParamType};
+use samgeo_plugin_sdk::{Formatter, Host, Output, ParamType, PluginInfo, Request};
 
 /// The plugin.
 pub struct Detections;
@@ -24,7 +24,12 @@ impl Formatter for Detections {
             "detections",
             "GeoJSON FeatureCollection of per-label bounding boxes in map coordinates",
         )
-        .param("output_crs", ParamType::String, None, "CRS of the output coordinates (EPSG:xxxx, WKT, PROJ); default: the image's")
+        .param(
+            "output_crs",
+            ParamType::String,
+            None,
+            "CRS of the output coordinates (EPSG:xxxx, WKT, PROJ); default: the image's",
+        )
     }
 
     fn format(req: Request, host: &dyn Host) -> Result<Output, String> {

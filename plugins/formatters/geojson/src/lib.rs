@@ -24,7 +24,7 @@ use samgeo_plugin_sdk::raster::{paint_smallest, union_bbox, LabelRaster};
 use samgeo_plugin_sdk::simplify::simplify_ring;
 use samgeo_plugin_sdk::transform::{epsg_of, geojson_crs_name};
 use samgeo_plugin_sdk::vectorize::{polygonize, PixelPolygon};
-use samgeo_plugin_sdk::{Formatter, Host, Output, PluginInfo, Request, ParamType};
+use samgeo_plugin_sdk::{Formatter, Host, Output, ParamType, PluginInfo, Request};
 
 /// The plugin.
 pub struct GeoJson;
@@ -35,8 +35,18 @@ impl Formatter for GeoJson {
             "geojson",
             "GeoJSON FeatureCollection: one Polygon per connected region of each label",
         )
-        .param("output_crs", ParamType::String, None, "CRS of the output coordinates (EPSG:xxxx, WKT, PROJ); default: the image's")
-        .param("simplify", ParamType::Number, Some("0"), "Simplification tolerance in pixels (0: none)")
+        .param(
+            "output_crs",
+            ParamType::String,
+            None,
+            "CRS of the output coordinates (EPSG:xxxx, WKT, PROJ); default: the image's",
+        )
+        .param(
+            "simplify",
+            ParamType::Number,
+            Some("0"),
+            "Simplification tolerance in pixels (0: none)",
+        )
     }
 
     fn format(req: Request, host: &dyn Host) -> Result<Output, String> {

@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use samgeo_plugin_sdk::raster::{max_label, rows_per_strip, Label, StripPainter};
-use samgeo_plugin_sdk::{Formatter, Host, Output, PluginInfo, Request, ParamType};
+use samgeo_plugin_sdk::{Formatter, Host, Output, ParamType, PluginInfo, Request};
 
 /// The plugin.
 pub struct Png;
@@ -20,7 +20,12 @@ impl Formatter for Png {
             "png",
             "Greyscale PNG label raster (8 or 16 bit; unique=false gives a 0/255 mask)",
         )
-        .param("unique", ParamType::Boolean, Some("true"), "false: a 0/255 mask instead of label values")
+        .param(
+            "unique",
+            ParamType::Boolean,
+            Some("true"),
+            "false: a 0/255 mask instead of label values",
+        )
     }
 
     fn format(req: Request, _host: &dyn Host) -> Result<Output, String> {
@@ -54,7 +59,10 @@ pub fn to_png(req: &Request) -> Result<Vec<u8>, String> {
     }
 }
 
-fn encode<T: Label>(req: &Request, value: impl Fn(&samgeo_plugin_sdk::Mask) -> u32) -> Result<Vec<u8>, String> {
+fn encode<T: Label>(
+    req: &Request,
+    value: impl Fn(&samgeo_plugin_sdk::Mask) -> u32,
+) -> Result<Vec<u8>, String> {
     let (w, h) = (req.masks.width, req.masks.height);
     let mut painter = StripPainter::<T>::new(&req.masks, value)?;
     let depth = if T::BITS == 8 {
@@ -87,9 +95,7 @@ fn encode<T: Label>(req: &Request, value: impl Fn(&samgeo_plugin_sdk::Mask) -> u
                     _ => bytes.extend_from_slice(&(v.to_u32() as u16).to_be_bytes()),
                 }
             }
-            stream
-                .write_all(&bytes)
-                .map_err(|e| format!("PNG: {e}"))?;
+            stream.write_all(&bytes).map_err(|e| format!("PNG: {e}"))?;
         }
         stream.finish().map_err(png_err)?;
     }

@@ -30,7 +30,8 @@ mod component {
         fn info() -> PluginInfo {
             PluginInfo {
                 name: "count-v0-1".to_string(),
-                description: "Number of masks as text/plain (a samgeo:plugin@0.1.0 component)".to_string(),
+                description: "Number of masks as text/plain (a samgeo:plugin@0.1.0 component)"
+                    .to_string(),
             }
         }
 

@@ -99,7 +99,7 @@ pub struct ReloadFailure {
     /// What failed, in one message (the configuration error, or the files that failed).
     pub reason: String,
     /// What loaded and what failed; empty when the configuration itself was unusable.
-    pub report: ReloadReport,
+    pub report: Box<ReloadReport>,
 }
 
 impl PluginHost {
@@ -245,7 +245,7 @@ impl PluginHost {
                 .map(|c| c.plugins)
                 .map_err(|e| ReloadFailure {
                     reason: format!("configuration {}: {e:#}", path.display()),
-                    report: ReloadReport::default(),
+                    report: Box::default(),
                 })?,
             None => self.config(),
         };
@@ -259,10 +259,10 @@ impl PluginHost {
         let new =
             Registry::load(&self.inner.engine, config, Some(&old)).map_err(|e| ReloadFailure {
                 reason: e.message,
-                report: ReloadReport {
+                report: Box::new(ReloadReport {
                     failed: e.failed,
                     ..ReloadReport::default()
-                },
+                }),
             })?;
         let report = diff(&old, &new);
         if !report.failed.is_empty() {
@@ -278,7 +278,7 @@ impl PluginHost {
                     "{} component(s) failed to load: {reason}",
                     report.failed.len()
                 ),
-                report,
+                report: Box::new(report),
             });
         }
         let config_changed = format!("{:?}", old.config) != format!("{:?}", new.config);

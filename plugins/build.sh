@@ -2,7 +2,7 @@
 # Builds every plugin of this workspace as a WebAssembly component and copies them to a flat
 # directory as <name>.wasm (the package name without its `samgeo-` prefix):
 #   <out>/geojson.wasm, geotiff.wasm, png.wasm, json.wasm, detections.wasm,
-#   size.wasm, foreground.wasm, unique.wasm, template.wasm
+#   size.wasm, foreground.wasm, unique.wasm, template.wasm, template-filter.wasm
 #   <out>/testing/misbehave-*.wasm   (sandbox tests; never install these in production)
 # With --with-examples it also builds the out-of-tree examples into <out>/examples/.
 #
@@ -49,11 +49,11 @@ install_component() {
 
 echo "building plugins (target dir: $target_dir)"
 cargo build --manifest-path "$here/Cargo.toml" --release --target "$triple" \
-    --target-dir "$target_dir" --workspace --exclude mask-kit
+    --target-dir "$target_dir" --workspace --exclude samgeo-plugin-sdk
 
 echo "components in $out_dir:"
 for manifest in "$here"/formatters/*/Cargo.toml "$here"/filters/*/Cargo.toml \
-                "$here"/template/Cargo.toml "$here"/testing/*/Cargo.toml; do
+                "$here"/template/Cargo.toml "$here"/template-filter/Cargo.toml "$here"/testing/*/Cargo.toml; do
     package="$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n 1)"
     name="${package#samgeo-}"
     built="$target_dir/$triple/release/${package//-/_}.wasm"

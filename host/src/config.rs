@@ -153,6 +153,8 @@ pub struct PluginsConfig {
     pub memory_limit_bytes: u64,
     /// Time one plugin call may take, in milliseconds.
     pub call_timeout_ms: u64,
+    /// Whether a request may name extra filters to run after the chain (form field `filters`).
+    pub allow_request_filters: bool,
 }
 
 impl Default for PluginsConfig {
@@ -172,6 +174,7 @@ impl Default for PluginsConfig {
             options: BTreeMap::new(),
             memory_limit_bytes: 512 * 1024 * 1024,
             call_timeout_ms: 30_000,
+            allow_request_filters: true,
         }
     }
 }

@@ -76,8 +76,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         )
     })?;
     let runtime = OnnxRuntime::init(&config.runtime)?;
-    let plugins =
-        PluginHost::new(&config.plugins, &config.server.cache_dir).context("loading plugins")?;
+    // Reloads (SIGHUP, POST /plugins/reload, --reload) re-read [plugins] from this file.
+    let plugins = PluginHost::with_config_file(
+        &config.plugins,
+        &config.server.cache_dir,
+        Some(cli.config_path()),
+    )
+    .context("loading plugins")?;
     let state = AppState::new(config.clone(), runtime, plugins);
     for (version, id) in &preloads {
         let state = state.clone();
@@ -91,9 +96,14 @@ pub async fn run(cli: Cli) -> Result<()> {
         tracing::info!(%version, %id, "model preloaded");
     }
     spawn_sighup_reload(state.clone());
-    if cli.reload {
-        spawn_config_watch(state.clone(), cli.config_path());
-    }
+    let _watch = if cli.reload {
+        Some(watch_config_and_plugins(
+            state.clone(),
+            load_config_fn(&cli),
+        )?)
+    } else {
+        None
+    };
     let address = format!("{}:{}", config.server.host, config.server.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
@@ -154,7 +164,7 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-/// SIGHUP reloads the plugins.
+/// SIGHUP reloads the plugins (re-reading `[plugins]` from the config file).
 fn spawn_sighup_reload(state: AppState) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         return;
@@ -162,61 +172,147 @@ fn spawn_sighup_reload(state: AppState) {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading plugins");
-            reload_plugins(&state).await;
+            let plugins = state.plugins.clone();
+            match tokio::task::spawn_blocking(move || plugins.reload()).await {
+                Ok(Ok(report)) => tracing::info!(?report, "plugins reloaded"),
+                Ok(Err(e)) => tracing::error!("plugin reload failed, previous plugins stay: {e}"),
+                Err(e) => tracing::error!("plugin reload task failed: {e}"),
+            }
         }
     });
 }
 
-async fn reload_plugins(state: &AppState) {
-    let plugins = state.plugins.clone();
-    match tokio::task::spawn_blocking(move || plugins.reload()).await {
-        Ok(Ok(report)) => tracing::info!(?report, "plugins reloaded"),
-        Ok(Err(e)) => tracing::error!("plugin reload failed, previous plugins stay: {e:#}"),
-        Err(e) => tracing::error!("plugin reload task failed: {e}"),
-    }
-}
-
-/// `--reload`: polls the config file and the plugin directory (every 500 ms) and applies
-/// changes: model files and plugin options from the config, new or changed components.
-fn spawn_config_watch(state: AppState, config_path: PathBuf) {
-    tokio::spawn(async move {
-        let mut last = fingerprint(&config_path, &state.config().plugins.directory);
-        loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let config = state.config();
-            let now = fingerprint(&config_path, &config.plugins.directory);
-            if now == last {
-                continue;
-            }
-            last = now;
-            match Config::load(&config_path, std::env::vars()) {
-                Ok(mut new_config) => {
-                    new_config.server = config.server.clone();
-                    state.replace_config(new_config);
-                    tracing::info!(path = %config_path.display(), "configuration reloaded (server settings need a restart)");
-                }
-                Err(e) => tracing::error!("configuration not reloaded: {e:#}"),
-            }
-            reload_plugins(&state).await;
-        }
-    });
-}
-
-/// Modification times and sizes of the config file and the plugin directory's entries.
-fn fingerprint(
-    config: &Path,
-    plugin_dir: &Path,
-) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
-    let stat = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| (p.to_path_buf(), m.len(), m.modified().ok()))
-            .unwrap_or((p.to_path_buf(), 0, None))
+/// How `--reload` re-reads the configuration: as at start-up, command-line overrides included.
+fn load_config_fn(cli: &Cli) -> impl Fn() -> Result<Config> + Send + 'static {
+    let cli = Cli {
+        host: cli.host.clone(),
+        port: cli.port,
+        config: cli.config.clone(),
+        preload: Vec::new(),
+        reload: cli.reload,
+        log_level: cli.log_level.clone(),
+        log_format: cli.log_format,
     };
-    let mut entries = vec![stat(config)];
-    if let Ok(dir) = std::fs::read_dir(plugin_dir) {
-        let mut files: Vec<_> = dir.flatten().map(|e| stat(&e.path())).collect();
-        files.sort();
-        entries.extend(files);
+    move || load_config(&cli)
+}
+
+/// `--reload`: watches the config file's directory and the plugin directory (a `notify`
+/// watcher; the debounce and the reload run on a dedicated thread, never on the executor). On a
+/// change it re-reads the configuration: `[plugins]` (components, filter chain, format map,
+/// options, limits) is applied with the plugins, atomically; every other change needs a
+/// restart, is named in the log and is not applied.
+fn watch_config_and_plugins(
+    state: AppState,
+    load: impl Fn() -> Result<Config> + Send + 'static,
+) -> Result<crate::plugins::watch::WatchGuard> {
+    let current = state.config();
+    let config_path = state_config_path(&state);
+    let config_dir = config_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let plugin_dir = current.plugins.directory.clone();
+    let config_name = config_path.file_name().map(|n| n.to_os_string());
+    let relevant = move |p: &Path| {
+        p.extension().is_some_and(|e| e == "wasm")
+            || (config_name.is_some() && p.file_name() == config_name.as_deref())
+    };
+    crate::plugins::watch::watch(&[config_dir, plugin_dir], relevant, move || {
+        apply_reload(&state, &load)
+    })
+}
+
+/// The configuration file the plugins re-read (the `--config` path).
+fn state_config_path(state: &AppState) -> PathBuf {
+    state
+        .plugins
+        .config_file()
+        .unwrap_or_else(|| PathBuf::from("samgeo.toml"))
+}
+
+/// Re-reads the configuration and reloads the plugins with its `[plugins]` section. Blocking.
+fn apply_reload(state: &AppState, load: &dyn Fn() -> Result<Config>) {
+    let old = state.config();
+    let new = match load() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("configuration not reloaded, nothing changed: {e:#}");
+            return;
+        }
+    };
+    match state.plugins.reload_with(&new.plugins) {
+        Ok(report) => {
+            tracing::info!(?report, "plugins reloaded");
+            let mut applied = (*old).clone();
+            applied.plugins = new.plugins.clone();
+            for change in changes_needing_restart(&old, &new) {
+                tracing::warn!(
+                    change,
+                    "configuration change not applied: it needs a restart"
+                );
+            }
+            state.replace_config(applied);
+        }
+        Err(e) => {
+            tracing::error!("plugin reload failed, previous plugins and configuration stay: {e}")
+        }
     }
-    entries
+}
+
+/// The settings outside `[plugins]` that differ between `old` and `new`, named by their
+/// section (and model), which a running server does not pick up.
+fn changes_needing_restart(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    if differs(&old.server, &new.server) {
+        out.push("[server]".to_string());
+    }
+    if differs(&old.runtime, &new.runtime) {
+        out.push("[runtime]".to_string());
+    }
+    if differs(&old.caches, &new.caches) {
+        out.push("[caches]".to_string());
+    }
+    let versions: std::collections::BTreeSet<&String> =
+        old.models.keys().chain(new.models.keys()).collect();
+    for v in versions {
+        let (a, b) = (old.models.get(v), new.models.get(v));
+        let ids: std::collections::BTreeSet<&String> =
+            a.into_iter().chain(b).flat_map(|m| m.keys()).collect();
+        for id in ids {
+            if differs(&a.and_then(|m| m.get(id)), &b.and_then(|m| m.get(id))) {
+                out.push(format!(
+                    "[models.{v}.\"{id}\"] (loaded models and cached embeddings would go stale)"
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_outside_plugins_are_named() {
+        let old = Config::default();
+        let mut new = old.clone();
+        new.plugins.filters.clear();
+        assert!(changes_needing_restart(&old, &new).is_empty());
+        new.server.port += 1;
+        new.models.entry("sam".into()).or_default().insert(
+            "vit_b".into(),
+            toml::from_str("encoder = \"e.onnx\"\ndecoder = \"d.onnx\"").unwrap(),
+        );
+        let changes = changes_needing_restart(&old, &new);
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert_eq!(changes[0], "[server]");
+        assert!(
+            changes[1].starts_with("[models.sam.\"vit_b\"]"),
+            "{changes:?}"
+        );
+    }
 }

@@ -48,7 +48,8 @@ fn builtins_are_listed() {
         3
     );
     for p in &list {
-        assert_eq!(p.wit_version, "0.1.0");
+        assert_eq!(p.wit_version, "0.2.0");
+        assert!(p.version.is_some(), "{p:?}");
         assert_eq!(p.sha256.len(), 64);
         assert!(!p.description.is_empty(), "{p:?}");
     }
@@ -453,18 +454,152 @@ fn calls_in_flight_finish_on_the_old_generation() {
     still_works(&host);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watcher_reloads_on_new_files() {
-    let dir = plugin_dir("watch", &["geojson.wasm"]);
-    let config = config(&dir, &[("geojson", "geojson.wasm")], &[]);
-    let host = PluginHost::new(&config, &temp_dir("watch-cache")).unwrap();
-    let _guard = host.watch(tokio::runtime::Handle::current()).unwrap();
-    let tmp = dir.join("template.wasm.part");
-    std::fs::copy(component("template.wasm"), &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("template.wasm")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while host.format_names().len() < 2 {
-        assert!(Instant::now() < deadline, "the watcher did not reload");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// A reload re-reads `[plugins]` from the configuration file: a new filter chain, new options
+/// and a new format map take effect together (issue 11, item 8: reloads used to keep the
+/// start-up settings).
+#[test]
+fn reload_applies_the_changed_plugins_section() {
+    let dir = plugin_dir("reload-config", &["geojson.wasm", "json.wasm", "size.wasm"]);
+    let cfg = config(&dir, &[("geojson", "geojson.wasm")], &[]);
+    let file = temp_dir("reload-config-file").join("samgeo.toml");
+    std::fs::write(&file, "").unwrap();
+    let host =
+        PluginHost::with_config_file(&cfg, &temp_dir("reload-config-cache"), Some(file.clone()))
+            .unwrap();
+    let toml = |extra: &str| {
+        format!(
+            "[plugins]\ndirectory = {dir:?}\nformats = {{ geojson = \"geojson.wasm\", table = \"json.wasm\" }}\nfilters = [\"size.wasm\"]\n{extra}",
+            dir = dir.display().to_string()
+        )
+    };
+    // Masks of 100, 9 and 400 pixels; no chain yet.
+    assert_eq!(host.apply_filters(small_request()).unwrap().masks.len(), 3);
+    std::fs::write(&file, toml("[plugins.options.size]\nmin_size = \"50\"\n")).unwrap();
+    let report = host.reload().unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(host.config().filters, vec!["size.wasm".to_string()]);
+    let kept = host.apply_filters(small_request()).unwrap();
+    assert_eq!(
+        ids(&kept.masks),
+        vec![1, 3],
+        "the size filter ran with min_size=50"
+    );
+    assert!(host.format_names().contains(&"table".to_string()));
+    // Options alone change too.
+    std::fs::write(&file, toml("[plugins.options.size]\nmin_size = \"200\"\n")).unwrap();
+    host.reload().unwrap();
+    assert_eq!(
+        ids(&host.apply_filters(small_request()).unwrap().masks),
+        vec![3]
+    );
+    // A configuration that does not load changes nothing.
+    std::fs::write(&file, "[plugins]\nfilters = [\"nope.wasm\"]\nbogus = 1\n").unwrap();
+    let err = host.reload().unwrap_err();
+    assert!(err.reason.contains("bogus"), "{err}");
+    assert_eq!(
+        ids(&host.apply_filters(small_request()).unwrap().masks),
+        vec![3]
+    );
+}
+
+// ---- memory at the size limit ----------------------------------------------------------------
+
+/// The largest image the default configuration accepts (`server.max_pixels`) with 300 masks
+/// (labels above 255, so 16-bit rasters): the raster formatters must stay inside the default
+/// plugin memory limit (issue 11, item 9). A whole 16-bit label raster of that size alone is
+/// larger than the limit, so this passes only when they paint and encode strip by strip.
+#[test]
+fn raster_formatters_fit_the_memory_limit_at_max_pixels() {
+    use samgeo_host::config::{Config, PluginsConfig};
+    use samgeo_host::masks::MaskSet;
+
+    let max_pixels = Config::default().server.max_pixels;
+    let side = (max_pixels as f64).sqrt() as u32;
+    assert_eq!(u64::from(side) * u64::from(side), max_pixels);
+    let limit = PluginsConfig::default().memory_limit_bytes;
+    assert!(
+        max_pixels * 2 >= limit,
+        "the test would not exercise the limit"
+    );
+
+    let dir = plugin_dir("max-pixels", &["geotiff.wasm", "png.wasm"]);
+    let mut config = config(
+        &dir,
+        &[("geotiff", "geotiff.wasm"), ("png", "png.wasm")],
+        &[],
+    );
+    config.memory_limit_bytes = limit;
+    // Only memory is under test; a loaded CI machine must not turn this into a timeout.
+    config.call_timeout_ms = 600_000;
+    let host = PluginHost::new(&config, &temp_dir("max-pixels-cache")).unwrap();
+
+    // Mask 1 covers the whole image; masks 2..=300 are tiles of a 20 x 15 grid painted over it
+    // (the last tile stays mask 1's).
+    let (tw, th) = (side / 20, side / 15);
+    let mut masks = vec![rect(1, 0, 0, side, side)];
+    for k in 0..299u32 {
+        masks.push(rect(k + 2, (k % 20) * tw, (k / 20) * th, tw, th));
+    }
+    let expected = |x: u32, y: u32| -> u16 {
+        let (i, j) = (x / tw, y / th);
+        if i >= 20 || j >= 15 || j * 20 + i >= 299 {
+            1
+        } else {
+            (j * 20 + i + 2) as u16
+        }
+    };
+    let mut req = small_request();
+    req.masks = MaskSet {
+        width: side,
+        height: side,
+        masks,
+    };
+    let probes = [
+        (0, 0),
+        (tw + 5, th * 3 + 7),
+        (side - 1, side - 1),
+        (tw * 19 + 1, th * 14 + 1),
+        (side / 2, side / 2),
+    ];
+
+    let out = host
+        .format("png", &req)
+        .unwrap_or_else(|e| panic!("png: {e}"));
+    let mut reader = png::Decoder::new(std::io::Cursor::new(out.bytes))
+        .read_info()
+        .unwrap();
+    assert_eq!((reader.info().width, reader.info().height), (side, side));
+    assert_eq!(reader.info().bit_depth, png::BitDepth::Sixteen);
+    let mut y = 0u32;
+    while let Some(row) = reader.next_row().unwrap() {
+        for &(px, py) in &probes {
+            if py == y {
+                let d = row.data();
+                let v = u16::from_be_bytes([d[2 * px as usize], d[2 * px as usize + 1]]);
+                assert_eq!(v, expected(px, py), "png pixel ({px}, {py})");
+            }
+        }
+        y += 1;
+    }
+    assert_eq!(y, side);
+
+    let out = host
+        .format("geotiff", &req)
+        .unwrap_or_else(|e| panic!("geotiff: {e}"));
+    let path = temp_dir("max-pixels-out").join("mask.tif");
+    std::fs::write(&path, &out.bytes).unwrap();
+    let ds = gdal::Dataset::open(&path).unwrap();
+    assert_eq!(ds.raster_size(), (side as usize, side as usize));
+    let band = ds.rasterband(1).unwrap();
+    assert_eq!(band.band_type(), gdal::raster::GdalDataType::UInt16);
+    for &(px, py) in &probes {
+        let buf = band
+            .read_as::<u16>((px as isize, py as isize), (1, 1), (1, 1), None)
+            .unwrap();
+        assert_eq!(
+            buf.data()[0],
+            expected(px, py),
+            "geotiff pixel ({px}, {py})"
+        );
     }
 }

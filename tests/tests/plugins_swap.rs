@@ -115,6 +115,13 @@ fn a_dropped_in_formatter_serves_after_reload() {
         .send()
         .unwrap();
     assert_eq!(reload.status().as_u16(), 400);
+    let failure: serde_json::Value = reload.json().unwrap();
+    let reason = failure["detail"].as_str().unwrap();
+    assert!(reason.contains("geojson.wasm"), "{failure}");
+    assert_eq!(
+        failure["report"]["failed"][0]["file"], "geojson.wasm",
+        "{failure}"
+    );
     assert_eq!(ask().status().as_u16(), 200);
     let r = server.post_form(
         "/segment/predict",
@@ -161,6 +168,15 @@ fn a_misbehaving_plugin_is_stopped_and_the_server_keeps_serving() {
         ));
         assert_eq!(got, status, "{format}: {d}");
         assert!(d.contains(words), "{format}: {d}");
+        if format == "misbehave-panic" {
+            // Generic to the client, detailed in the log.
+            assert!(!d.contains("panicked") && !d.contains("deliberate"), "{d}");
+            let log = server.log();
+            assert!(
+                log.contains("deliberate panic in format") && log.contains("plugin trapped"),
+                "{log}"
+            );
+        }
         let ok = server.post_form(
             "/segment/predict",
             Some(("scene.tif", bytes.clone())),

@@ -8,6 +8,7 @@ pub mod forms;
 mod meta;
 mod observe;
 mod openapi;
+mod plugin_docs;
 mod plugins;
 mod response;
 mod scrape;
@@ -38,6 +39,10 @@ pub fn router(state: AppState) -> Router {
         .route("/segment/text", post(segment::text))
         .merge(openapi::routes())
         .merge(metrics_route(&config))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            plugin_docs::document,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

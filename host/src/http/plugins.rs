@@ -1,6 +1,8 @@
 //! `/plugins`: what is loaded, and reloading without a restart.
 
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -13,17 +15,33 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "plugins": state.plugins.list(), "failed": state.plugins.failed() }))
 }
 
-/// `POST /plugins/reload`: loads new or changed components; on failure the previous set stays.
-#[utoipa::path(post, path = "/plugins/reload", responses((status = 200, description = "Reloaded", body = Object), (status = 400, description = "A component failed to load; the previous set stays")))]
-pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+/// `POST /plugins/reload`: re-reads `[plugins]` from the configuration file and re-scans the
+/// plugin directory. Applied whole or not at all: 200 with what was added, changed, removed and
+/// kept; 400 with `detail` (what failed and why) and the same report when anything failed, in
+/// which case the previous plugins and settings stay.
+#[utoipa::path(post, path = "/plugins/reload", responses((status = 200, description = "Reloaded", body = Object), (status = 400, description = "Something failed to load; nothing changed, the previous set stays")))]
+pub async fn reload(State(state): State<AppState>) -> Result<Response, AppError> {
     let plugins = state.plugins.clone();
-    let report = tokio::task::spawn_blocking(move || plugins.reload())
+    let result = tokio::task::spawn_blocking(move || plugins.reload())
         .await
-        .map_err(|e| AppError::internal(format!("plugin reload task failed: {e}")))?
-        .map_err(|e| {
-            AppError::bad_request(format!(
-                "Plugin reload failed; the previous plugins stay loaded: {e:#}"
-            ))
-        })?;
-    Ok(Json(json!({ "status": "reloaded", "report": report })))
+        .map_err(|e| AppError::internal(format!("plugin reload task failed: {e}")))?;
+    Ok(match result {
+        Ok(report) => {
+            let mut config = (*state.config()).clone();
+            config.plugins = state.plugins.config();
+            state.replace_config(config);
+            Json(json!({ "status": "reloaded", "report": report })).into_response()
+        }
+        Err(failure) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "detail": format!(
+                    "Plugin reload failed; the previous plugins stay loaded: {}",
+                    failure.reason
+                ),
+                "report": failure.report,
+            })),
+        )
+            .into_response(),
+    })
 }

@@ -28,8 +28,10 @@ pub enum PluginError {
         limit_bytes: u64,
         requested_bytes: u64,
     },
-    /// The plugin trapped (a panic, `unreachable`, a stack overflow, an exit, ...).
-    #[error("{plugin}: crashed: {message}")]
+    /// The plugin trapped (a panic, `unreachable`, a stack overflow, an exit, ...). The
+    /// client sees a generic message naming the plugin; `message` (the trap, the panic text)
+    /// went to the log with a backtrace.
+    #[error("{plugin}: the plugin failed (the server log has the details)")]
     Trap { plugin: PluginId, message: String },
     /// The plugin returned something the host refuses to pass on.
     #[error("{plugin}: invalid output: {reason}")]
@@ -38,6 +40,18 @@ pub enum PluginError {
     /// for the client.
     #[error("{plugin}: {message}")]
     Rejected { plugin: PluginId, message: String },
+    /// A value of a parameter the plugin declares has the wrong type (from the request or the
+    /// configured options).
+    #[error("plugin '{}': parameter '{param}': {reason}", plugin.name)]
+    BadParameter {
+        plugin: PluginId,
+        param: String,
+        reason: String,
+    },
+    /// The request's `filters` field names no installed filter, or per-request filters are
+    /// disabled.
+    #[error("{0}")]
+    BadFilters(String),
     /// No formatter is registered under this name.
     #[error("unknown output format '{name}' (available: {})", available.join(", "))]
     UnknownFormat {
@@ -48,14 +62,18 @@ pub enum PluginError {
 
 impl PluginError {
     /// The HTTP status the HTTP layer answers with:
-    /// - 400 for [`Rejected`](Self::Rejected) (the plugin refused the request's parameters) and
-    ///   [`UnknownFormat`](Self::UnknownFormat) (a bad `output_format`);
+    /// - 400 for [`Rejected`](Self::Rejected) (the plugin refused the request's parameters),
+    ///   [`BadParameter`](Self::BadParameter) (a declared parameter of the wrong type),
+    ///   [`BadFilters`](Self::BadFilters) and [`UnknownFormat`](Self::UnknownFormat);
     /// - 504 for [`Timeout`](Self::Timeout) (an upstream component did not answer in time);
     /// - 502 for [`OutOfMemory`](Self::OutOfMemory), [`Trap`](Self::Trap) and
     ///   [`InvalidOutput`](Self::InvalidOutput) (an upstream component failed).
     pub fn status_code(&self) -> u16 {
         match self {
-            PluginError::Rejected { .. } | PluginError::UnknownFormat { .. } => 400,
+            PluginError::Rejected { .. }
+            | PluginError::UnknownFormat { .. }
+            | PluginError::BadParameter { .. }
+            | PluginError::BadFilters(_) => 400,
             PluginError::Timeout { .. } => 504,
             PluginError::OutOfMemory { .. }
             | PluginError::Trap { .. }
@@ -70,8 +88,9 @@ impl PluginError {
             | PluginError::OutOfMemory { plugin, .. }
             | PluginError::Trap { plugin, .. }
             | PluginError::InvalidOutput { plugin, .. }
-            | PluginError::Rejected { plugin, .. } => Some(plugin),
-            PluginError::UnknownFormat { .. } => None,
+            | PluginError::Rejected { plugin, .. }
+            | PluginError::BadParameter { plugin, .. } => Some(plugin),
+            PluginError::UnknownFormat { .. } | PluginError::BadFilters(_) => None,
         }
     }
 }
@@ -98,6 +117,13 @@ mod tests {
             "plugin 'geojson' (geojson.wasm): timed out after 500 ms"
         );
         assert_eq!(e.status_code(), 504);
+        let e = PluginError::Trap {
+            plugin: id(),
+            message: "panicked at src/lib.rs:27:41: secret".into(),
+        };
+        assert_eq!(e.status_code(), 502);
+        assert!(!e.to_string().contains("secret"), "{e}");
+        assert!(e.to_string().contains("'geojson'"), "{e}");
         let e = PluginError::Rejected {
             plugin: id(),
             message: "bad simplify".into(),

@@ -44,14 +44,7 @@ impl types::Host for HostState {}
 
 impl host::Host for HostState {
     fn log(&mut self, level: host::LogLevel, message: String) {
-        let plugin = &*self.plugin;
-        let message = truncate(&message, MAX_LOG_LINE);
-        match level {
-            host::LogLevel::Debug => tracing::debug!(target: "samgeo_plugin", plugin, "{message}"),
-            host::LogLevel::Info => tracing::info!(target: "samgeo_plugin", plugin, "{message}"),
-            host::LogLevel::Warn => tracing::warn!(target: "samgeo_plugin", plugin, "{message}"),
-            host::LogLevel::Error => tracing::error!(target: "samgeo_plugin", plugin, "{message}"),
-        }
+        log_line(&self.plugin, level, &message);
     }
 
     fn transform_points(
@@ -61,6 +54,46 @@ impl host::Host for HostState {
         points: Vec<(f64, f64)>,
     ) -> Result<Vec<(f64, f64)>, String> {
         transform_points(&source_crs, &target_crs, points)
+    }
+}
+
+/// The same `host` interface for `samgeo:plugin@0.2.0` (unchanged since 0.1.0).
+mod v0_2 {
+    use super::super::bindings::v0_2::{host, types};
+    use super::super::limits::HostState;
+
+    impl types::Host for HostState {}
+
+    impl host::Host for HostState {
+        fn log(&mut self, level: host::LogLevel, message: String) {
+            let level = match level {
+                host::LogLevel::Debug => super::host::LogLevel::Debug,
+                host::LogLevel::Info => super::host::LogLevel::Info,
+                host::LogLevel::Warn => super::host::LogLevel::Warn,
+                host::LogLevel::Error => super::host::LogLevel::Error,
+            };
+            super::log_line(&self.plugin, level, &message);
+        }
+
+        fn transform_points(
+            &mut self,
+            source_crs: String,
+            target_crs: String,
+            points: Vec<(f64, f64)>,
+        ) -> Result<Vec<(f64, f64)>, String> {
+            super::transform_points(&source_crs, &target_crs, points)
+        }
+    }
+}
+
+/// Writes a plugin's log line, tagged with its name and truncated to [`MAX_LOG_LINE`].
+fn log_line(plugin: &str, level: host::LogLevel, message: &str) {
+    let message = truncate(message, MAX_LOG_LINE);
+    match level {
+        host::LogLevel::Debug => tracing::debug!(target: "samgeo_plugin", plugin, "{message}"),
+        host::LogLevel::Info => tracing::info!(target: "samgeo_plugin", plugin, "{message}"),
+        host::LogLevel::Warn => tracing::warn!(target: "samgeo_plugin", plugin, "{message}"),
+        host::LogLevel::Error => tracing::error!(target: "samgeo_plugin", plugin, "{message}"),
     }
 }
 

@@ -151,14 +151,13 @@ impl CallStore {
         }
     }
 
-    /// Logs what the plugin wrote to stderr, if anything, and returns its last lines.
-    fn stderr_tail(&self, plugin: &PluginId) -> Option<String> {
+    /// The last lines the plugin wrote to stderr (a panic's message lands there), if any.
+    fn stderr_tail(&self) -> Option<String> {
         let bytes = self.store.data().stderr.contents();
         if bytes.is_empty() {
             return None;
         }
         let text = String::from_utf8_lossy(&bytes);
-        tracing::debug!(plugin = %plugin, stderr = %text, "plugin stderr");
         let lines: Vec<&str> = text
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
@@ -169,7 +168,7 @@ impl CallStore {
 
     /// Maps an error out of wasmtime (trap, interrupt, refused grow, exit) to a [`PluginError`].
     pub fn classify(&self, plugin: &PluginId, err: wasmtime::Error) -> PluginError {
-        let stderr = self.stderr_tail(plugin);
+        let stderr = self.stderr_tail();
         let limiter = &self.store.data().limiter;
         if let Some(requested) = limiter.refused {
             return PluginError::OutOfMemory {
@@ -199,7 +198,17 @@ impl CallStore {
         if let Some(tail) = stderr {
             message.push_str(&format!(" (stderr: {tail})"));
         }
-        tracing::warn!(plugin = %plugin, error = ?err, "plugin call failed");
+        // The details go to the log only: the client gets a generic message naming the plugin.
+        let backtrace = err
+            .downcast_ref::<wasmtime::WasmBacktrace>()
+            .map(|bt| bt.to_string())
+            .unwrap_or_else(|| "(none: the component has no name section)".to_string());
+        tracing::error!(
+            plugin = %plugin,
+            error = %message,
+            %backtrace,
+            "plugin trapped"
+        );
         PluginError::Trap {
             plugin: plugin.clone(),
             message,

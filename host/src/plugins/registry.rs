@@ -67,6 +67,14 @@ pub struct FailedPlugin {
     pub error: String,
 }
 
+/// A generation that could not be built: why, and the files that failed to load on the way.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct LoadError {
+    pub message: String,
+    pub failed: Vec<FailedPlugin>,
+}
+
 /// One generation of plugins.
 pub(crate) struct Registry {
     /// Formatters by `output_format` name.
@@ -77,6 +85,9 @@ pub(crate) struct Registry {
     pub by_file: BTreeMap<String, Arc<LoadedPlugin>>,
     /// Components that failed to load (none of them referenced by the configuration).
     pub failed: Vec<FailedPlugin>,
+    /// The `[plugins]` configuration this generation was built from: its options and limits
+    /// apply to calls made with it, so a reload changes components, chain and options at once.
+    pub config: PluginsConfig,
 }
 
 impl Registry {
@@ -86,7 +97,7 @@ impl Registry {
         engine: &PluginEngine,
         config: &PluginsConfig,
         previous: Option<&Registry>,
-    ) -> anyhow::Result<Registry> {
+    ) -> Result<Registry, LoadError> {
         let dir = &config.directory;
         let limits = CallLimits {
             memory_limit_bytes: config.memory_limit_bytes,
@@ -94,7 +105,10 @@ impl Registry {
         };
         let mut by_file = BTreeMap::new();
         let mut failed = Vec::new();
-        for file in wasm_files(dir)? {
+        for file in wasm_files(dir).map_err(|e| LoadError {
+            message: format!("{e:#}"),
+            failed: Vec::new(),
+        })? {
             let path = dir.join(&file);
             let bytes = match fs::read(&path) {
                 Ok(b) => b,
@@ -167,7 +181,10 @@ impl Registry {
             }
         }
         if !errors.is_empty() {
-            bail!("plugin configuration: {}", errors.join("; "));
+            return Err(LoadError {
+                message: format!("plugin configuration: {}", errors.join("; ")),
+                failed,
+            });
         }
 
         // Other formatters register under the name they report.
@@ -194,6 +211,30 @@ impl Registry {
             by_file.remove(&c.file);
             failed.push(c);
         }
+
+        // Configured options must have the types their plugin declares.
+        let mut errors = Vec::new();
+        for (name, options) in &config.options {
+            let plugin = formats.get(name).or_else(|| {
+                by_file
+                    .values()
+                    .find(|p| p.kind == PluginKind::Filter && p.info.name == *name)
+            });
+            let Some(plugin) = plugin else { continue };
+            let pairs: Vec<(String, String)> = options
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if let Err((param, reason)) = super::params::check(&plugin.info.params, &pairs) {
+                errors.push(format!("plugins.options.{name}.{param}: {reason}"));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(LoadError {
+                message: format!("plugin configuration: {}", errors.join("; ")),
+                failed,
+            });
+        }
         for f in &failed {
             tracing::warn!(file = f.file, error = f.error, "plugin skipped");
         }
@@ -202,6 +243,7 @@ impl Registry {
             filters,
             by_file,
             failed,
+            config: config.clone(),
         })
     }
 }
@@ -237,11 +279,17 @@ fn load_one(
     let component = engine.cache.load(&engine.engine, bytes, sha256)?;
     let Some(bound) = bindings::bind(&engine.linker, &component)
         .map_err(anyhow::Error::from)
-        .context("linking")?
+        .with_context(|| {
+            format!(
+                "its samgeo:plugin types do not match this server's (supported WIT versions: {})",
+                bindings::supported_versions()
+            )
+        })?
     else {
         bail!(
-            "exports no supported samgeo:plugin formatter or filter interface (it exports: {})",
-            bindings::export_names(&component).join(", ")
+            "exports no supported samgeo:plugin formatter or filter interface (it exports: {}; this server supports samgeo:plugin versions {})",
+            bindings::export_names(&component).join(", "),
+            bindings::supported_versions()
         );
     };
     let kind = match bound.exports {
@@ -257,10 +305,30 @@ fn load_one(
     })?;
     check_name(&info.name).with_context(|| format!("info() returned the name {:?}", info.name))?;
     let description = clean_message(&info.description);
+    let version = info.version.as_deref().map(clean_message);
+    let mut seen = BTreeSet::new();
+    for p in &info.params {
+        check_name(&p.name)
+            .with_context(|| format!("info() declares the parameter {:?}", p.name))?;
+        if !seen.insert(p.name.as_str()) {
+            bail!("info() declares the parameter {:?} twice", p.name);
+        }
+    }
+    let params = info
+        .params
+        .into_iter()
+        .map(|p| bindings::ParamSpec {
+            description: clean_message(&p.description),
+            default: p.default.as_deref().map(clean_message),
+            ..p
+        })
+        .collect();
     Ok(LoadedPlugin {
         info: Info {
             name: info.name,
+            version,
             description,
+            params,
         },
         kind,
         wit_version: bound.wit_version,

@@ -81,6 +81,7 @@ pub fn config(directory: &Path, formats: &[(&str, &str)], filters: &[&str]) -> P
         options: BTreeMap::new(),
         memory_limit_bytes: 256 * 1024 * 1024,
         call_timeout_ms: 10_000,
+        allow_request_filters: true,
     }
 }
 

@@ -16,11 +16,37 @@ use crate::masks::{FormattedOutput, Mask, PluginRequest};
 use super::limits::HostState;
 
 pub(crate) mod v0_1;
+pub(crate) mod v0_2;
 
 /// What a plugin says about itself (`info()`), version-neutral.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Info {
     pub name: String,
+    /// The plugin's own version (0.2.0 and later).
+    pub version: Option<String>,
+    pub description: String,
+    /// Declared parameters (0.2.0 and later; none before).
+    pub params: Vec<ParamSpec>,
+}
+
+/// The type of a declared parameter, as the host checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+}
+
+/// A parameter a plugin declares in `info()`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ParamSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: ParamType,
+    /// The plugin's default, as text (documentation).
+    pub default: Option<String>,
     pub description: String,
 }
 
@@ -89,7 +115,16 @@ pub(crate) struct VersionSupport {
 }
 
 /// Supported versions, newest first.
-pub(crate) const SUPPORTED: &[VersionSupport] = &[v0_1::SUPPORT];
+pub(crate) const SUPPORTED: &[VersionSupport] = &[v0_2::SUPPORT, v0_1::SUPPORT];
+
+/// The supported versions, newest first, for messages ("0.2.0, 0.1.0").
+pub(crate) fn supported_versions() -> String {
+    SUPPORTED
+        .iter()
+        .map(|v| v.version)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Adds the `host` interface of every supported version to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {

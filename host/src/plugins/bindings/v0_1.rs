@@ -16,7 +16,7 @@ use crate::plugins::limits::HostState;
 /// Generated for world `formatter-plugin`; owns the `types` and `host` interfaces.
 pub(crate) mod formatter_world {
     wasmtime::component::bindgen!({
-        path: "../wit/samgeo-plugin.wit",
+        path: "../wit/0.1.0",
         world: "formatter-plugin",
     });
 }
@@ -24,7 +24,7 @@ pub(crate) mod formatter_world {
 /// Generated for world `filter-plugin`, sharing `types` and `host` with [`formatter_world`].
 pub(crate) mod filter_world {
     wasmtime::component::bindgen!({
-        path: "../wit/samgeo-plugin.wit",
+        path: "../wit/0.1.0",
         world: "filter-plugin",
         with: {
             "samgeo:plugin/types": super::formatter_world::samgeo::plugin::types,
@@ -134,10 +134,13 @@ impl FilterExports for Filter {
     }
 }
 
+/// 0.1.0 components have no version and declare no parameters.
 fn info_from(info: types::PluginInfo) -> Info {
     Info {
         name: info.name,
+        version: None,
         description: info.description,
+        params: Vec::new(),
     }
 }
 

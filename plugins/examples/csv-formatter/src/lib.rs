@@ -80,7 +80,7 @@ pub fn row(m: &MaskRow, to_map: impl Fn(f64, f64) -> (f64, f64)) -> String {
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    wit_bindgen::generate!({ world: "formatter-plugin", path: "../../../wit" });
+    wit_bindgen::generate!({ world: "formatter-plugin", path: "../../../wit/0.1.0" });
 
     use samgeo::plugin::types::{Output, PluginInfo, Request};
 

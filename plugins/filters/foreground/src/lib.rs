@@ -5,7 +5,7 @@
 //! than half of the image's pixels (the seed has no explicit rule; this one removes the
 //! "everything else" field SAM tends to return without touching large real objects).
 
-use mask_kit::{Filter, Host, Mask, PluginInfo, Request};
+use samgeo_plugin_sdk::{Filter, Host, Mask, ParamType, PluginInfo, Request};
 
 /// The plugin.
 pub struct Foreground;
@@ -15,6 +15,12 @@ impl Filter for Foreground {
         PluginInfo::new(
             "foreground",
             "foreground=true drops background masks (touching all four edges, over half the image)",
+        )
+        .param(
+            "foreground",
+            ParamType::Boolean,
+            Some("false"),
+            "Drop background masks",
         )
     }
 
@@ -41,17 +47,13 @@ pub fn is_background(m: &Mask, width: u32, height: u32) -> bool {
     touches_all && m.area * 2 > u64::from(width) * u64::from(height)
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ world: "filter-plugin", path: "../../../wit" });
-    mask_kit::export_filter!(super::Foreground);
-}
+samgeo_plugin_sdk::export_filter!(Foreground);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mask_kit::testutil::{mask_from_rows, rect_mask};
-    use mask_kit::{MaskSet, NoHost, Params};
+    use samgeo_plugin_sdk::testutil::{mask_from_rows, rect_mask};
+    use samgeo_plugin_sdk::{MaskSet, NoHost, Params};
 
     fn run(p: &[(&str, &str)]) -> Vec<u32> {
         let masks = vec![

@@ -4,7 +4,7 @@
 //! `<= 0` means no limit on that side (the seed's form treats `max_size=0` as "none" too).
 //! Order and labels are kept.
 
-use mask_kit::{Filter, Host, Mask, PluginInfo, Request};
+use samgeo_plugin_sdk::{Filter, Host, Mask, ParamType, PluginInfo, Request};
 
 /// The plugin.
 pub struct Size;
@@ -14,6 +14,18 @@ impl Filter for Size {
         PluginInfo::new(
             "size",
             "Drops masks smaller than min_size or larger than max_size pixels",
+        )
+        .param(
+            "min_size",
+            ParamType::Integer,
+            Some("0"),
+            "Drop masks with fewer pixels (0: no lower limit)",
+        )
+        .param(
+            "max_size",
+            ParamType::Integer,
+            None,
+            "Drop masks with more pixels (absent or 0: no upper limit)",
         )
     }
 
@@ -38,17 +50,13 @@ pub fn filter_by_size(masks: Vec<Mask>, min: Option<u64>, max: Option<u64>) -> V
         .collect()
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ world: "filter-plugin", path: "../../../wit" });
-    mask_kit::export_filter!(super::Size);
-}
+samgeo_plugin_sdk::export_filter!(Size);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mask_kit::testutil::rect_mask;
-    use mask_kit::{MaskSet, NoHost, Params};
+    use samgeo_plugin_sdk::testutil::rect_mask;
+    use samgeo_plugin_sdk::{MaskSet, NoHost, Params};
 
     fn run(p: &[(&str, &str)]) -> Result<Vec<u32>, String> {
         let masks = vec![

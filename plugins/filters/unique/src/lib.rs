@@ -9,8 +9,8 @@
 //!   `mask_multiplier`), id 1, score = the highest score, stability = the lowest stability
 //!   (the merged mask is only as stable as its least stable part).
 
-use mask_kit::rle::{for_each_span, from_bitmap};
-use mask_kit::{BBox, Filter, Host, Mask, PluginInfo, Request};
+use samgeo_plugin_sdk::rle::{for_each_span, from_bitmap};
+use samgeo_plugin_sdk::{BBox, Filter, Host, Mask, ParamType, PluginInfo, Request};
 
 /// The plugin.
 pub struct Unique;
@@ -21,6 +21,7 @@ impl Filter for Unique {
             "unique",
             "unique=true labels masks by area like the seed; unique=false merges them into one 255 mask",
         )
+        .param("unique", ParamType::Boolean, Some("true"), "true: distinct labels 1..n; false: every mask labelled 255")
     }
 
     fn apply(req: Request, _host: &dyn Host) -> Result<Vec<Mask>, String> {
@@ -45,7 +46,7 @@ pub fn label_by_area(mut masks: Vec<Mask>) -> Vec<Mask> {
 /// The union of all masks as one mask labelled 255 (none when there are no set pixels).
 pub fn merge(masks: &[Mask], width: u32, height: u32) -> Result<Vec<Mask>, String> {
     for m in masks {
-        mask_kit::rle::validate_pixels(m, width, height)?;
+        samgeo_plugin_sdk::rle::validate_pixels(m, width, height)?;
     }
     let win = masks
         .iter()
@@ -78,18 +79,14 @@ pub fn merge(masks: &[Mask], width: u32, height: u32) -> Result<Vec<Mask>, Strin
     }])
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ world: "filter-plugin", path: "../../../wit" });
-    mask_kit::export_filter!(super::Unique);
-}
+samgeo_plugin_sdk::export_filter!(Unique);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mask_kit::rle::decode;
-    use mask_kit::testutil::rect_mask;
-    use mask_kit::{MaskSet, NoHost, Params};
+    use samgeo_plugin_sdk::rle::decode;
+    use samgeo_plugin_sdk::testutil::rect_mask;
+    use samgeo_plugin_sdk::{MaskSet, NoHost, Params};
 
     fn masks() -> Vec<Mask> {
         let mut a = rect_mask(1, 1, 0, 0, 2, 2); // 4 px
@@ -149,7 +146,7 @@ mod tests {
             0, 1, 1, 1, 0, 0,
             0, 1, 1, 1, 0, 0,
         ]);
-        mask_kit::rle::validate(m, 6, 4).unwrap();
+        samgeo_plugin_sdk::rle::validate(m, 6, 4).unwrap();
     }
 
     #[test]

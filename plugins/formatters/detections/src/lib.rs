@@ -10,10 +10,10 @@
 //! has a CRS. Parameter `output_crs` reprojects the corners through the host (one call) and
 //! then names the `crs`.
 
-use mask_kit::geometry::orient;
-use mask_kit::json::{push_f32, push_int, push_key, push_point, push_str};
-use mask_kit::labels::{label_scores, painted_extents};
-use mask_kit::{Formatter, Host, Output, PluginInfo, Request};
+use samgeo_plugin_sdk::geometry::orient;
+use samgeo_plugin_sdk::json::{push_f32, push_int, push_key, push_point, push_str};
+use samgeo_plugin_sdk::labels::{label_scores, painted_extents};
+use samgeo_plugin_sdk::{Formatter, Host, Output, ParamType, PluginInfo, Request};
 
 /// The plugin.
 pub struct Detections;
@@ -23,6 +23,12 @@ impl Formatter for Detections {
         PluginInfo::new(
             "detections",
             "GeoJSON FeatureCollection of per-label bounding boxes in map coordinates",
+        )
+        .param(
+            "output_crs",
+            ParamType::String,
+            None,
+            "CRS of the output coordinates (EPSG:xxxx, WKT, PROJ); default: the image's",
         )
     }
 
@@ -123,18 +129,14 @@ pub fn to_detections(req: &Request, host: &dyn Host) -> Result<String, String> {
     Ok(s)
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ world: "formatter-plugin", path: "../../../wit" });
-    mask_kit::export_formatter!(super::Detections);
-}
+samgeo_plugin_sdk::export_formatter!(Detections);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mask_kit::geometry::signed_area2;
-    use mask_kit::testutil::rect_mask;
-    use mask_kit::{Georef, Geotransform, LogLevel, MaskSet, NoHost, Params};
+    use samgeo_plugin_sdk::geometry::signed_area2;
+    use samgeo_plugin_sdk::testutil::rect_mask;
+    use samgeo_plugin_sdk::{Georef, Geotransform, LogLevel, MaskSet, NoHost, Params};
     use serde_json::{json, Value};
 
     fn req(georef: Georef, p: &[(&str, &str)]) -> Request {

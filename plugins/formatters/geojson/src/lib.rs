@@ -17,14 +17,14 @@
 //! CRS: `{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::<code>"}}`, omitted for
 //! EPSG:4326 (GeoJSON's default) and for CRSs without an EPSG code.
 
-use mask_kit::geometry::orient;
-use mask_kit::json::{push_f32, push_int, push_key, push_point, push_str};
-use mask_kit::labels::label_scores;
-use mask_kit::raster::{paint_smallest, union_bbox, LabelRaster};
-use mask_kit::simplify::simplify_ring;
-use mask_kit::transform::{epsg_of, geojson_crs_name};
-use mask_kit::vectorize::{polygonize, PixelPolygon};
-use mask_kit::{Formatter, Host, Output, PluginInfo, Request};
+use samgeo_plugin_sdk::geometry::orient;
+use samgeo_plugin_sdk::json::{push_f32, push_int, push_key, push_point, push_str};
+use samgeo_plugin_sdk::labels::label_scores;
+use samgeo_plugin_sdk::raster::{paint_smallest, union_bbox, LabelRaster};
+use samgeo_plugin_sdk::simplify::simplify_ring;
+use samgeo_plugin_sdk::transform::{epsg_of, geojson_crs_name};
+use samgeo_plugin_sdk::vectorize::{polygonize, PixelPolygon};
+use samgeo_plugin_sdk::{Formatter, Host, Output, ParamType, PluginInfo, Request};
 
 /// The plugin.
 pub struct GeoJson;
@@ -34,6 +34,18 @@ impl Formatter for GeoJson {
         PluginInfo::new(
             "geojson",
             "GeoJSON FeatureCollection: one Polygon per connected region of each label",
+        )
+        .param(
+            "output_crs",
+            ParamType::String,
+            None,
+            "CRS of the output coordinates (EPSG:xxxx, WKT, PROJ); default: the image's",
+        )
+        .param(
+            "simplify",
+            ParamType::Number,
+            Some("0"),
+            "Simplification tolerance in pixels (0: none)",
         )
     }
 
@@ -160,23 +172,19 @@ pub fn to_geojson(req: &Request, host: &dyn Host) -> Result<String, String> {
     Ok(s)
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ world: "formatter-plugin", path: "../../../wit" });
-    mask_kit::export_formatter!(super::GeoJson);
-}
+samgeo_plugin_sdk::export_formatter!(GeoJson);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mask_kit::geometry::signed_area2;
-    use mask_kit::testutil::{mask_from_rows, rect_mask};
-    use mask_kit::{Georef, Geotransform, LogLevel, MaskSet, NoHost, Params};
+    use samgeo_plugin_sdk::geometry::signed_area2;
+    use samgeo_plugin_sdk::testutil::{mask_from_rows, rect_mask};
+    use samgeo_plugin_sdk::{Georef, Geotransform, LogLevel, MaskSet, NoHost, Params};
     use serde_json::Value;
     use std::cell::Cell;
 
     fn request(
-        masks: Vec<mask_kit::Mask>,
+        masks: Vec<samgeo_plugin_sdk::Mask>,
         w: u32,
         h: u32,
         georef: Georef,
@@ -376,7 +384,7 @@ mod tests {
 
     #[test]
     fn corrupt_masks_are_errors_not_panics() {
-        let bb = |x, y, width, height| mask_kit::BBox {
+        let bb = |x, y, width, height| samgeo_plugin_sdk::BBox {
             x,
             y,
             width,
@@ -389,7 +397,7 @@ mod tests {
             (bb(u32::MAX, 0, 2, 1), vec![0, 2]),
         ];
         for (bbox, runs) in bad {
-            let m = mask_kit::Mask {
+            let m = samgeo_plugin_sdk::Mask {
                 id: 1,
                 label: 1,
                 area: 1,

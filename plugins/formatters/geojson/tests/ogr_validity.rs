@@ -4,8 +4,8 @@
 
 use std::process::Command;
 
-use mask_kit::rle::from_bitmap;
-use mask_kit::{Georef, Geotransform, Mask, MaskSet, NoHost, Params, Request};
+use samgeo_plugin_sdk::rle::from_bitmap;
+use samgeo_plugin_sdk::{Georef, Geotransform, Mask, MaskSet, NoHost, Params, Request};
 
 /// One mask per value 1..=3 of a pseudo-random `w` x `h` raster.
 fn noise(w: u32, h: u32, seed: u32) -> (MaskSet, [u64; 3]) {

@@ -1,8 +1,8 @@
 //! `cargo test --release -p samgeo-geojson -- --ignored --nocapture`: a 4096x4096 scene with
 //! 500 masks, timed natively (the wasm build runs the same code).
 
-use mask_kit::testutil::synthetic_scene;
-use mask_kit::{Formatter, NoHost, Params, Request};
+use samgeo_plugin_sdk::testutil::synthetic_scene;
+use samgeo_plugin_sdk::{Formatter, NoHost, Params, Request};
 
 #[test]
 #[ignore]
@@ -20,8 +20,8 @@ fn perf_4096_500() {
 #[test]
 #[ignore]
 fn perf_phases() {
-    use mask_kit::raster::{paint_smallest, union_bbox, LabelRaster};
-    use mask_kit::vectorize::polygonize;
+    use samgeo_plugin_sdk::raster::{paint_smallest, union_bbox, LabelRaster};
+    use samgeo_plugin_sdk::vectorize::polygonize;
     let set = synthetic_scene(4096, 4096, 500, 42);
     let t = std::time::Instant::now();
     let r = paint_smallest(&set).unwrap();

@@ -3,11 +3,11 @@
 //! The masks are painted in list order (later wins) into the smallest unsigned type that holds
 //! the largest label (Byte up to 255, UInt16 up to 65535, else UInt32), with nodata 0, Deflate
 //! compression and the image's georeferencing (EPSG code, or WKT when there is none; see
-//! [`mask_kit::geotiff`]). No parameters.
+//! [`samgeo_plugin_sdk::geotiff`]). No parameters.
 
-use mask_kit::geotiff::write;
-use mask_kit::raster::{paint_smallest, LabelRaster};
-use mask_kit::{Formatter, Host, Output, PluginInfo, Request};
+use samgeo_plugin_sdk::geotiff::write_strips;
+use samgeo_plugin_sdk::raster::{max_label, Label, StripPainter};
+use samgeo_plugin_sdk::{Formatter, Host, Output, PluginInfo, Request};
 
 /// The plugin.
 pub struct GeoTiff;
@@ -29,27 +29,32 @@ impl Formatter for GeoTiff {
     }
 }
 
-/// The GeoTIFF bytes.
+/// The GeoTIFF bytes. The raster is painted and compressed one strip at a time, so memory
+/// holds the masks, one strip and the compressed output, never the whole label raster.
 pub fn to_geotiff(req: &Request) -> Result<Vec<u8>, String> {
-    let (w, h, g) = (req.masks.width, req.masks.height, &req.georef);
-    match paint_smallest(&req.masks)? {
-        LabelRaster::U8(d) => write(w, h, &d, g, Some(0)),
-        LabelRaster::U16(d) => write(w, h, &d, g, Some(0)),
-        LabelRaster::U32(d) => write(w, h, &d, g, Some(0)),
+    let max = max_label(&req.masks);
+    if max <= u32::from(u8::MAX) {
+        encode::<u8>(req)
+    } else if max <= u32::from(u16::MAX) {
+        encode::<u16>(req)
+    } else {
+        encode::<u32>(req)
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ world: "formatter-plugin", path: "../../../wit" });
-    mask_kit::export_formatter!(super::GeoTiff);
+fn encode<T: Label>(req: &Request) -> Result<Vec<u8>, String> {
+    let (w, h, g) = (req.masks.width, req.masks.height, &req.georef);
+    let mut painter = StripPainter::<T>::new(&req.masks, |m| m.label)?;
+    write_strips(w, h, g, Some(0), |buf: &mut [T]| painter.paint_next(buf))
 }
+
+samgeo_plugin_sdk::export_formatter!(GeoTiff);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mask_kit::testutil::rect_mask;
-    use mask_kit::{Georef, Geotransform, MaskSet, NoHost, Params};
+    use samgeo_plugin_sdk::testutil::rect_mask;
+    use samgeo_plugin_sdk::{Georef, Geotransform, MaskSet, NoHost, Params};
 
     fn req(labels: &[u32]) -> Request {
         Request {

@@ -1,8 +1,8 @@
 //! `cargo test --release -p samgeo-geotiff -- --ignored --nocapture`: a 4096x4096 scene with
 //! 500 masks, timed natively (the wasm build runs the same code).
 
-use mask_kit::testutil::synthetic_scene;
-use mask_kit::{Formatter, NoHost, Params, Request};
+use samgeo_plugin_sdk::testutil::synthetic_scene;
+use samgeo_plugin_sdk::{Formatter, NoHost, Params, Request};
 
 #[test]
 #[ignore]

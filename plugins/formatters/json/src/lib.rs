@@ -13,9 +13,9 @@
 //! (`xmax = xmin + width`; the seed uses inclusive maxima, which is off by one). `score` is the
 //! highest score among the masks with that label. No parameters.
 
-use mask_kit::json::{push_f32, push_int, push_key};
-use mask_kit::labels::{label_scores, painted_extents};
-use mask_kit::{Formatter, Host, Output, PluginInfo, Request};
+use samgeo_plugin_sdk::json::{push_f32, push_int, push_key};
+use samgeo_plugin_sdk::labels::{label_scores, painted_extents};
+use samgeo_plugin_sdk::{Formatter, Host, Output, PluginInfo, Request};
 
 /// The plugin.
 pub struct Json;
@@ -93,17 +93,13 @@ pub fn to_json(req: &Request) -> Result<String, String> {
     Ok(s)
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ world: "formatter-plugin", path: "../../../wit" });
-    mask_kit::export_formatter!(super::Json);
-}
+samgeo_plugin_sdk::export_formatter!(Json);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mask_kit::testutil::{mask_from_rows, rect_mask};
-    use mask_kit::{Georef, MaskSet, NoHost, Params};
+    use samgeo_plugin_sdk::testutil::{mask_from_rows, rect_mask};
+    use samgeo_plugin_sdk::{Georef, MaskSet, NoHost, Params};
     use serde_json::{json, Value};
 
     #[test]

@@ -6,8 +6,10 @@
 //! pixel values: 8-bit when the largest label is at most 255, else 16-bit. Labels above 65535
 //! do not fit a PNG and are an error (use `geotiff`).
 
-use mask_kit::raster::{max_label, paint, paint_map};
-use mask_kit::{Formatter, Host, Output, PluginInfo, Request};
+use std::io::Write;
+
+use samgeo_plugin_sdk::raster::{max_label, rows_per_strip, Label, StripPainter};
+use samgeo_plugin_sdk::{Formatter, Host, Output, ParamType, PluginInfo, Request};
 
 /// The plugin.
 pub struct Png;
@@ -17,6 +19,12 @@ impl Formatter for Png {
         PluginInfo::new(
             "png",
             "Greyscale PNG label raster (8 or 16 bit; unique=false gives a 0/255 mask)",
+        )
+        .param(
+            "unique",
+            ParamType::Boolean,
+            Some("true"),
+            "false: a 0/255 mask instead of label values",
         )
     }
 
@@ -29,22 +37,21 @@ impl Formatter for Png {
     }
 }
 
-/// The PNG bytes.
+/// Uncompressed bytes per painted strip (about).
+const STRIP_BYTES: usize = 1 << 20;
+
+/// The PNG bytes. The raster is painted and encoded one strip at a time, so memory holds the
+/// masks, one strip and the compressed output, never the whole label raster.
 pub fn to_png(req: &Request) -> Result<Vec<u8>, String> {
     let set = &req.masks;
     let binary = req.params.get_bool("unique")? == Some(false);
     let max = max_label(set);
-    if binary || max <= 255 {
-        let data: Vec<u8> = if binary {
-            paint_map(set, |m| if m.label == 0 { 0 } else { 255 })?
-        } else {
-            paint(set)?
-        };
-        encode(set.width, set.height, png::BitDepth::Eight, &data)
+    if binary {
+        encode::<u8>(req, |m| if m.label == 0 { 0 } else { 255 })
+    } else if max <= 255 {
+        encode::<u8>(req, |m| m.label)
     } else if max <= 65535 {
-        let data: Vec<u16> = paint(set)?;
-        let be: Vec<u8> = data.iter().flat_map(|v| v.to_be_bytes()).collect();
-        encode(set.width, set.height, png::BitDepth::Sixteen, &be)
+        encode::<u16>(req, |m| m.label)
     } else {
         Err(format!(
             "label {max} does not fit a 16-bit PNG; ask for output_format=geotiff"
@@ -52,31 +59,57 @@ pub fn to_png(req: &Request) -> Result<Vec<u8>, String> {
     }
 }
 
-fn encode(w: u32, h: u32, depth: png::BitDepth, data: &[u8]) -> Result<Vec<u8>, String> {
+fn encode<T: Label>(
+    req: &Request,
+    value: impl Fn(&samgeo_plugin_sdk::Mask) -> u32,
+) -> Result<Vec<u8>, String> {
+    let (w, h) = (req.masks.width, req.masks.height);
+    let mut painter = StripPainter::<T>::new(&req.masks, value)?;
+    let depth = if T::BITS == 8 {
+        png::BitDepth::Eight
+    } else {
+        png::BitDepth::Sixteen
+    };
+    let png_err = |e: png::EncodingError| format!("PNG: {e}");
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, w, h);
     enc.set_color(png::ColorType::Grayscale);
     enc.set_depth(depth);
     enc.set_compression(png::Compression::Fast);
-    let mut writer = enc.write_header().map_err(|e| format!("PNG: {e}"))?;
-    writer
-        .write_image_data(data)
-        .map_err(|e| format!("PNG: {e}"))?;
-    writer.finish().map_err(|e| format!("PNG: {e}"))?;
+    let mut writer = enc.write_header().map_err(png_err)?;
+    {
+        let mut stream = writer.stream_writer().map_err(png_err)?;
+        let rows = rows_per_strip::<T>(w, h, STRIP_BYTES) as usize;
+        let mut strip = vec![T::default(); rows * w as usize];
+        let mut bytes: Vec<u8> = Vec::with_capacity(strip.len() * usize::from(T::BITS / 8));
+        loop {
+            let n = painter.paint_next(&mut strip);
+            if n == 0 {
+                break;
+            }
+            bytes.clear();
+            for &v in &strip[..n * w as usize] {
+                // PNG samples are big-endian.
+                match T::BITS {
+                    8 => bytes.push(v.to_u32() as u8),
+                    _ => bytes.extend_from_slice(&(v.to_u32() as u16).to_be_bytes()),
+                }
+            }
+            stream.write_all(&bytes).map_err(|e| format!("PNG: {e}"))?;
+        }
+        stream.finish().map_err(png_err)?;
+    }
+    writer.finish().map_err(png_err)?;
     Ok(out)
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ world: "formatter-plugin", path: "../../../wit" });
-    mask_kit::export_formatter!(super::Png);
-}
+samgeo_plugin_sdk::export_formatter!(Png);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mask_kit::testutil::rect_mask;
-    use mask_kit::{Georef, MaskSet, NoHost, Params};
+    use samgeo_plugin_sdk::testutil::rect_mask;
+    use samgeo_plugin_sdk::{Georef, MaskSet, NoHost, Params};
 
     fn req(labels: &[u32], p: &[(&str, &str)]) -> Request {
         Request {

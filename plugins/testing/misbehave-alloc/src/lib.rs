@@ -3,7 +3,7 @@
 //! `alloc_mib` changes the total (default 1024). Should the host allow it all, `format`
 //! answers text/plain with the number of bytes it held.
 
-use mask_kit::{Formatter, Host, Output, PluginInfo, Request};
+use samgeo_plugin_sdk::{Formatter, Host, Output, PluginInfo, Request};
 
 /// The plugin.
 pub struct Alloc;
@@ -43,11 +43,7 @@ pub fn grab(bytes: usize) -> usize {
     held
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ world: "formatter-plugin", path: "../../../wit" });
-    mask_kit::export_formatter!(super::Alloc);
-}
+samgeo_plugin_sdk::export_formatter!(Alloc);
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@
 //! * `area`: consistent runs and bbox, wrong `area`;
 //! * `huge`: a bbox of u32::MAX x u32::MAX.
 
-use mask_kit::{BBox, Filter, Host, Mask, PluginInfo, Request};
+use samgeo_plugin_sdk::{BBox, Filter, Host, Mask, PluginInfo, Request};
 
 /// The plugin.
 pub struct GarbageFilter;
@@ -57,11 +57,7 @@ pub fn garbage(mode: &str, w: u32, h: u32) -> Result<Vec<Mask>, String> {
     Ok(vec![m])
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ world: "filter-plugin", path: "../../../wit" });
-    mask_kit::export_filter!(super::GarbageFilter);
-}
+samgeo_plugin_sdk::export_filter!(GarbageFilter);
 
 #[cfg(test)]
 mod tests {
@@ -69,7 +65,7 @@ mod tests {
     fn every_mode_breaks_validation() {
         for mode in ["all", "runs", "bbox", "area", "huge"] {
             let m = &super::garbage(mode, 8, 8).unwrap()[0];
-            assert!(mask_kit::rle::validate(m, 8, 8).is_err(), "{mode}");
+            assert!(samgeo_plugin_sdk::rle::validate(m, 8, 8).is_err(), "{mode}");
         }
     }
 }

@@ -7,7 +7,7 @@
 //! * `control`: content type and file name with NUL and other control characters;
 //! * `huge-name`: a 1 MiB file name.
 
-use mask_kit::{Formatter, Host, Output, PluginInfo, Request};
+use samgeo_plugin_sdk::{Formatter, Host, Output, PluginInfo, Request};
 
 /// The plugin.
 pub struct Garbage;
@@ -41,11 +41,7 @@ pub fn garbage(mode: &str) -> Result<Output, String> {
     })
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ world: "formatter-plugin", path: "../../../wit" });
-    mask_kit::export_formatter!(super::Garbage);
-}
+samgeo_plugin_sdk::export_formatter!(Garbage);
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! Test formatter `misbehave-loop`: never returns from `format` (a busy loop), so the host's
 //! CPU limit (epoch interruption or fuel) must stop it.
 
-use mask_kit::{Formatter, Host, Output, PluginInfo, Request};
+use samgeo_plugin_sdk::{Formatter, Host, Output, PluginInfo, Request};
 
 /// The plugin.
 pub struct Loop;
@@ -20,8 +20,4 @@ impl Formatter for Loop {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ world: "formatter-plugin", path: "../../../wit" });
-    mask_kit::export_formatter!(super::Loop);
-}
+samgeo_plugin_sdk::export_formatter!(Loop);

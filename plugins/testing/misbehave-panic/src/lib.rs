@@ -1,7 +1,7 @@
 //! Test formatter `misbehave-panic`: panics in `format`, which traps the component; `info`
 //! answers normally so the host can load it.
 
-use mask_kit::{Formatter, Host, Output, PluginInfo, Request};
+use samgeo_plugin_sdk::{Formatter, Host, Output, PluginInfo, Request};
 
 /// The plugin.
 pub struct Panic;
@@ -16,8 +16,4 @@ impl Formatter for Panic {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ world: "formatter-plugin", path: "../../../wit" });
-    mask_kit::export_formatter!(super::Panic);
-}
+samgeo_plugin_sdk::export_formatter!(Panic);

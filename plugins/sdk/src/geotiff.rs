@@ -128,20 +128,51 @@ pub fn write<T: Label>(
             data.len()
         ));
     }
+    let mut rest = data;
+    write_strips(width, height, georef, nodata, |buf: &mut [T]| {
+        let take = buf.len().min(rest.len());
+        buf[..take].copy_from_slice(&rest[..take]);
+        rest = &rest[take..];
+        take / width.max(1) as usize
+    })
+}
+
+/// Encodes a `width` x `height` raster whose rows come from `fill`, one strip at a time: `fill`
+/// writes the next rows into the buffer it is given (a whole number of rows) and returns how
+/// many. Only one uncompressed strip exists at a time, so the raster itself never needs to be
+/// in memory (see [`crate::raster::StripPainter`]). `nodata` is written as the GDAL_NODATA tag
+/// when given.
+pub fn write_strips<T: Label>(
+    width: u32,
+    height: u32,
+    georef: &Georef,
+    nodata: Option<u32>,
+    mut fill: impl FnMut(&mut [T]) -> usize,
+) -> Result<Vec<u8>, String> {
     if width == 0 || height == 0 {
         return Err("cannot write an empty raster".into());
     }
     let sample_bytes = usize::from(T::BITS / 8);
-    let row_bytes = width as usize * sample_bytes;
-    let rows_per_strip = (STRIP_BYTES / row_bytes).clamp(1, height as usize);
+    let rows_per_strip = crate::raster::rows_per_strip::<T>(width, height, STRIP_BYTES) as usize;
 
     // Header, then the strips, then the IFD and its out-of-line values.
     let mut out: Vec<u8> = vec![b'I', b'I', 42, 0, 0, 0, 0, 0];
     let mut offsets = Vec::new();
     let mut counts = Vec::new();
-    let mut raw: Vec<u8> = Vec::with_capacity(rows_per_strip * row_bytes);
-    for rows in data.chunks(rows_per_strip * width as usize) {
+    let mut strip: Vec<T> = vec![T::default(); rows_per_strip * width as usize];
+    let mut raw: Vec<u8> = Vec::with_capacity(strip.len() * sample_bytes);
+    let mut row = 0usize;
+    while row < height as usize {
+        let want = rows_per_strip.min(height as usize - row);
+        let got = fill(&mut strip[..want * width as usize]);
+        if got != want {
+            return Err(format!(
+                "raster rows {row}..{}: {got} rows supplied, {want} needed",
+                row + want
+            ));
+        }
         raw.clear();
+        let rows = &strip[..want * width as usize];
         if sample_bytes == 1 {
             raw.extend(rows.iter().map(|v| v.to_u32() as u8));
         } else {
@@ -153,7 +184,10 @@ pub fn write<T: Label>(
         offsets.push(u32::try_from(out.len()).map_err(|_| "GeoTIFF over 4 GiB")?);
         counts.push(z.len() as u32);
         out.extend_from_slice(&z);
+        row += want;
     }
+    drop(strip);
+    drop(raw);
 
     let mut entries = vec![
         longs(256, &[width]),

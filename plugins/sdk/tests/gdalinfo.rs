@@ -1,12 +1,12 @@
-//! Writes GeoTIFFs with [`mask_kit::geotiff`] into a temporary directory and reads them back
+//! Writes GeoTIFFs with [`samgeo_plugin_sdk::geotiff`] into a temporary directory and reads them back
 //! with GDAL's `gdalinfo -json` (skipped, with a note, where gdalinfo is not installed).
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use mask_kit::geotiff::write;
-use mask_kit::raster::Label;
-use mask_kit::{Georef, Geotransform};
+use samgeo_plugin_sdk::geotiff::write;
+use samgeo_plugin_sdk::raster::Label;
+use samgeo_plugin_sdk::{Georef, Geotransform};
 use serde_json::Value;
 
 /// A LAEA CRS with no EPSG code, as WKT1 and as WKT2.

@@ -125,22 +125,88 @@ pub struct Output {
     pub bytes: Vec<u8>,
 }
 
-/// Name and one-line description of a plugin.
+/// How the host checks a declared parameter (the WIT `param-type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamType {
+    /// Any text.
+    String,
+    /// A whole number (`100.0` is accepted too).
+    Integer,
+    /// A finite decimal number.
+    Number,
+    /// `true`/`false`/`1`/`0`/`yes`/`no`, case-insensitive.
+    Boolean,
+}
+
+/// A parameter a plugin reads from the request's params (the WIT `param-spec`). The host
+/// checks values of declared parameters before the call (400 naming plugin and parameter),
+/// lists them in `GET /plugins` and documents them in `/openapi.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamSpec {
+    /// The key, e.g. `min_size`.
+    pub name: String,
+    /// The value's type.
+    pub ty: ParamType,
+    /// The value used when the parameter is absent (documentation).
+    pub default: Option<String>,
+    /// One line of documentation.
+    pub description: String,
+}
+
+impl ParamSpec {
+    /// A parameter of type `ty`.
+    pub fn new(name: &str, ty: ParamType, default: Option<&str>, description: &str) -> Self {
+        ParamSpec {
+            name: name.to_owned(),
+            ty,
+            default: default.map(str::to_owned),
+            description: description.to_owned(),
+        }
+    }
+}
+
+/// Name, version, one-line description and declared parameters of a plugin.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PluginInfo {
     /// The name operators use (an `output_format` value for a formatter).
     pub name: String,
+    /// The plugin's version; when left empty, the export macros fill in the plugin crate's
+    /// `CARGO_PKG_VERSION`.
+    pub version: String,
     /// One line for `GET /plugins`.
     pub description: String,
+    /// The parameters the plugin reads.
+    pub params: Vec<ParamSpec>,
 }
 
 impl PluginInfo {
-    /// Build from string slices.
+    /// Build from string slices (no version yet, no parameters).
     pub fn new(name: &str, description: &str) -> Self {
         PluginInfo {
             name: name.to_owned(),
+            version: String::new(),
             description: description.to_owned(),
+            params: Vec::new(),
         }
+    }
+
+    /// Declares a parameter.
+    pub fn param(
+        mut self,
+        name: &str,
+        ty: ParamType,
+        default: Option<&str>,
+        description: &str,
+    ) -> Self {
+        self.params
+            .push(ParamSpec::new(name, ty, default, description));
+        self
+    }
+
+    /// Sets the version.
+    pub fn version(mut self, version: &str) -> Self {
+        self.version = version.to_owned();
+        self
     }
 }
 

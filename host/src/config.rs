@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+mod include;
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -200,8 +202,11 @@ impl Config {
         let mut table = if path.exists() {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            text.parse::<toml::Table>()
-                .with_context(|| format!("parsing {}", path.display()))?
+            let mut table = text
+                .parse::<toml::Table>()
+                .with_context(|| format!("parsing {}", path.display()))?;
+            include::merge_includes(&mut table, path)?;
+            table
         } else {
             toml::Table::new()
         };

@@ -1,6 +1,6 @@
 //! `include = ["models/*.toml", ...]` in samgeo.toml: other files merged into the configuration
 //! (e.g. the fragments `scripts/export-models` writes). Patterns are relative to the including
-//! file; `*` and `?` may appear in the file-name part only. Included files are merged in order
+//! file; `*` and `?` match within one path component (`models/*/samgeo.toml`). Included files are merged in order
 //! (each pattern's matches sorted by name) after the including file: their keys override its
 //! keys, and a `[models.<version>."<id>"]` entry they define replaces the whole entry (so an
 //! exported model can take the place of a demo one). Relative paths in an included file are
@@ -56,42 +56,54 @@ pub fn merge_includes(table: &mut toml::Table, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The files `pattern` names, relative to `base`. A pattern without wildcards must name an
-/// existing file; one with wildcards may match nothing.
+/// The files `pattern` names, relative to `base`, sorted. `*` and `?` match within one path
+/// component (any component). A pattern without wildcards must name an existing file; one
+/// with wildcards may match nothing.
 fn expand(base: &Path, pattern: &str) -> Result<Vec<PathBuf>> {
     let full = base.join(pattern);
-    let name = full
-        .file_name()
-        .and_then(|n| n.to_str())
-        .with_context(|| format!("include: '{pattern}' does not name a file"))?
-        .to_string();
-    let dir = full.parent().unwrap_or(Path::new(".")).to_path_buf();
-    if dir.to_string_lossy().contains(['*', '?']) {
-        bail!("include: '{pattern}': only the file name may contain * or ?");
-    }
-    if !name.contains(['*', '?']) {
+    if !pattern.contains(['*', '?']) {
         if !full.is_file() {
             bail!("include: {} does not exist", full.display());
         }
         return Ok(vec![full]);
     }
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("include: listing {}", dir.display())),
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_file())
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| wildcard_match(&name, n))
-        })
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    Ok(files)
+    // Walk component by component; only components with wildcards list a directory.
+    let mut current = vec![PathBuf::new()];
+    let components: Vec<_> = full.components().collect();
+    for (i, component) in components.iter().enumerate() {
+        let last = i + 1 == components.len();
+        let text = component.as_os_str().to_string_lossy();
+        let mut next = Vec::new();
+        for dir in &current {
+            if !text.contains(['*', '?']) {
+                next.push(dir.join(component));
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir.as_path()
+            }) else {
+                continue;
+            };
+            for entry in entries.filter_map(|e| e.ok()) {
+                let path = entry.path();
+                let fits = if last { path.is_file() } else { path.is_dir() };
+                if fits
+                    && entry
+                        .file_name()
+                        .to_str()
+                        .is_some_and(|n| wildcard_match(&text, n))
+                {
+                    next.push(dir.join(entry.file_name()));
+                }
+            }
+        }
+        current = next;
+    }
+    current.retain(|p| p.is_file());
+    current.sort();
+    Ok(current)
 }
 
 /// Shell-style match of `name` against `pattern` (`*`: any run of characters, `?`: one).
@@ -270,8 +282,13 @@ mod tests {
         let mut t: toml::Table = "include = [\"models/*.toml\"]".parse().unwrap();
         let err = merge_includes(&mut t, &cfg).unwrap_err();
         assert!(format!("{err:#}").contains("only the main"), "{err:#}");
-        let mut t: toml::Table = "include = [\"*/x.toml\"]".parse().unwrap();
-        assert!(merge_includes(&mut t, &cfg).is_err());
+        // Wildcards in directory components: models/*/samgeo.toml.
+        std::fs::create_dir_all(dir.join("models/vit_b")).unwrap();
+        std::fs::write(dir.join("models/vit_b/samgeo.toml"), "[server]\nport = 3\n").unwrap();
+        std::fs::remove_file(dir.join("models/n.toml")).unwrap();
+        let mut t: toml::Table = "include = [\"models/*/samgeo.toml\"]".parse().unwrap();
+        merge_includes(&mut t, &cfg).unwrap();
+        assert_eq!(t["server"]["port"].as_integer(), Some(3));
         let mut t: toml::Table = "include = \"models/n.toml\"".parse().unwrap();
         assert!(merge_includes(&mut t, &cfg).is_err());
         std::fs::remove_dir_all(&dir).ok();

@@ -282,7 +282,8 @@ def main():
                     row[srv.name] = dict(iou=iou(mask, target), px=int(mask.sum()), masks=count)
                 rows.append(row)
                 print(f"  {family} {case} {prompt}: " + ", ".join(
-                    f"{s}={row[s]['iou']:.4f}" for s in row if isinstance(row[s], dict)), flush=True)
+                    f"{s.name}={row[s.name]['iou']:.4f}" for s in servers if s.name in row),
+                    flush=True)
             if a.auto:
                 ref_masks = reference_automatic(family, ref, img, a.auto)
                 arow = dict(family=family, pps=a.auto, ref_count=len(ref_masks),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use samgeo_host::config::{ModelFiles, PluginsConfig, RuntimeConfig};
 use samgeo_host::masks::{Georef, Mask, MaskSet, PluginRequest};
 use samgeo_host::models::{
-    self, mask_from_logits, resize_rgb, LowResFrame, ModelFamily, OnnxRuntime,
+    self, mask_from_logits, resize_for_sam, resize_for_sam2, LowResFrame, ModelFamily, OnnxRuntime,
 };
 use samgeo_host::plugins::PluginHost;
 use samgeo_host::raster::{BandSelection, OpenRaster, RasterLimits};
@@ -149,15 +149,15 @@ fn main() {
     if let Some(rgb) = &rgb {
         bench(
             &filter,
-            "preprocess: resize_rgb 791x718 -> 1024x929 (SAM)",
+            "preprocess: resize_for_sam 791x718 -> 1024x929 (Pillow bicubic)",
             short,
-            || resize_rgb(rgb, 1024, 929),
+            || resize_for_sam(rgb, 1024, 929),
         );
         bench(
             &filter,
-            "preprocess: resize_rgb 791x718 -> 1024x1024 (SAM2)",
+            "preprocess: resize_for_sam2 791x718 -> 1024x1024 (f32 bilinear)",
             short,
-            || resize_rgb(rgb, 1024, 1024),
+            || resize_for_sam2(rgb, 1024, 1024),
         );
         // The full encode path (resize + normalise into [1,3,1024,1024] + copy-out) with the
         // demo encoder, whose graph is trivial: what the host adds around the real encoder.
@@ -213,13 +213,14 @@ fn main() {
     }
 
     // ---- mask post-processing ---------------------------------------------------------------
-    let frame = |w: u32, h: u32| LowResFrame {
-        width: 256,
-        height: 256,
-        scale_x: 256.0 / w as f64,
-        scale_y: 256.0 / h as f64,
-        image_width: w,
-        image_height: h,
+    // SAM's two-step upsampling (256² → 1024² → crop → image size), as the server does it.
+    let frame = |w: u32, h: u32| {
+        let scale = 1024.0 / w.max(h) as f64;
+        let input = (
+            (w as f64 * scale).round() as u32,
+            (h as f64 * scale).round() as u32,
+        );
+        LowResFrame::via_padded(256, 1024, input, (w, h))
     };
     let big = disc_logits(128.0, 128.0, 64.0); // a disc over ~20% of the image
     let small = disc_logits(40.0, 200.0, 6.0); // a small object

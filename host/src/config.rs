@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+mod include;
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -286,9 +288,10 @@ impl Config {
     ) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-        let table = text
+        let mut table = text
             .parse::<toml::Table>()
             .with_context(|| format!("parsing {}", path.display()))?;
+        include::merge_includes(&mut table, path)?;
         Config::from_table(table, path, env)
     }
 

@@ -72,6 +72,15 @@ impl ModelCache {
         self.loaded.lock().iter().map(|(k, _)| k.clone()).collect()
     }
 
+    /// The loaded models with their keys, most recently used first (no use is recorded).
+    pub fn loaded_models(&self) -> Vec<(ModelKey, LoadedModel)> {
+        self.loaded
+            .lock()
+            .iter()
+            .map(|(k, m)| (k.clone(), m.clone()))
+            .collect()
+    }
+
     /// Drops every loaded model (requests holding one finish with it).
     pub fn clear(&self) {
         self.loaded.lock().clear();

@@ -14,7 +14,8 @@ pub async fn health() -> Json<Value> {
 }
 
 /// `GET /models`: the seed's model ids per version, the loaded models, and which ids have
-/// files configured here (and which of those are the project's demo models).
+/// files configured here (and which of those are the project's demo models); for loaded models
+/// whose export gives other masks than the reference on the same weights, why.
 #[utoipa::path(get, path = "/models", responses((status = 200, description = "Available and loaded models", body = Object)))]
 pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
     let config = state.config();
@@ -43,9 +44,21 @@ pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
         .into_iter()
         .map(|(v, id)| json!([v, id]))
         .collect();
+    let differs: Vec<Value> = state
+        .models
+        .loaded_models()
+        .into_iter()
+        .filter_map(|((v, id), model)| match model {
+            crate::models::LoadedModel::Promptable(m) => m
+                .reference_difference()
+                .map(|why| json!({"model_version": v, "model_id": id, "reason": why})),
+            crate::models::LoadedModel::Sam3(_) => None,
+        })
+        .collect();
     Json(json!({
         "models": models,
         "loaded": loaded,
+        "differs_from_reference": differs,
         "defaults": defaults,
         "configured": configured,
         "demo": demo,

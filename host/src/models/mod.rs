@@ -1,8 +1,11 @@
 //! Promptable segmentation models behind one trait: encode an image once, decode many prompts
 //! against its embedding. One implementation per family (SAM, SAM2), each on ONNX Runtime.
 
+#[cfg(test)]
+mod parity_tests;
 mod postprocess;
 mod preprocess;
+mod resample;
 pub mod runtime;
 mod sam;
 mod sam2;
@@ -14,8 +17,8 @@ use std::sync::Arc;
 
 use ndarray::ArrayD;
 
-pub use postprocess::{mask_from_logits, LowResFrame};
-pub use preprocess::{resize_rgb, Normalisation};
+pub use postprocess::{mask_from_logits, LowResFrame, Upsampling};
+pub use preprocess::{resize_for_sam, resize_for_sam2, resize_rgb, Normalisation};
 pub use runtime::OnnxRuntime;
 
 use crate::config::ModelFiles;
@@ -96,6 +99,12 @@ impl From<ModelError> for crate::error::AppError {
 pub trait PromptableModel: Send + Sync {
     /// Which family this is.
     fn family(&self) -> ModelFamily;
+
+    /// Why this model's masks differ from the reference implementation's on the same weights,
+    /// when they do (shown in `GET /models`).
+    fn reference_difference(&self) -> Option<String> {
+        None
+    }
 
     /// Longest side of the RGB image the encoder wants (the raster is read at most this large).
     fn input_side(&self) -> u32;

@@ -1,10 +1,12 @@
 //! Image → encoder tensor: resizing (SAM keeps the aspect ratio and pads, SAM2 squashes) and
-//! per-channel normalisation.
+//! per-channel normalisation, computed as the reference predictors compute them
+//! (segment-anything: Pillow's bilinear on 8-bit pixels; SAM2: antialiased bilinear on floats).
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use ndarray::{Array4, ArrayD};
 
+use super::resample::{resize_f32, resize_u8_pillow, Kernel, RgbF32};
 use crate::raster::RgbImage;
 
 /// Per-channel mean and standard deviation, on the 0..255 scale.
@@ -45,6 +47,38 @@ pub fn resize_rgb(image: &RgbImage, width: u32, height: u32) -> RgbImage {
         height: target.height(),
         pixels: target.into_vec(),
     }
+}
+
+/// SAM's resize: segment-anything's `ResizeLongestSide.apply_image`, i.e. torchvision's
+/// `resize` of a PIL image with its default bilinear interpolation, which is Pillow's
+/// `Image.resize(size, BILINEAR)` on the 8-bit image; bit for bit.
+pub fn resize_for_sam(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+    resize_u8_pillow(image, width, height, Kernel::Bilinear)
+}
+
+/// SAM2's resize: `SAM2Transforms` turns the 8-bit image into floats and resizes them with
+/// torchvision's antialiased bilinear `Resize`; values stay on the 0..255 scale here.
+pub fn resize_for_sam2(image: &RgbImage, width: u32, height: u32) -> RgbF32 {
+    resize_f32(image, width, height, Kernel::Bilinear)
+}
+
+/// Writes a float image (0..255 scale) normalised into the top-left corner of a zeroed
+/// `[1, 3, side, side]` tensor.
+pub fn to_chw_tensor_f32(image: &RgbF32, side: usize, norm: Normalisation) -> ArrayD<f32> {
+    let mut tensor = Array4::<f32>::zeros((1, 3, side, side));
+    let (w, h) = (image.width as usize, image.height as usize);
+    for c in 0..3 {
+        let mut plane = tensor.slice_mut(ndarray::s![0, c, .., ..]);
+        // SAM2Transforms: ToTensor (÷255), then Normalize(mean, std) on the 0..1 scale.
+        let (mean, std) = (norm.mean[c] / 255.0, norm.std[c] / 255.0);
+        for y in 0..h.min(side) {
+            let row = &image.pixels[y * w * 3..(y + 1) * w * 3];
+            for x in 0..w.min(side) {
+                plane[[y, x]] = (row[x * 3 + c] / 255.0 - mean) / std;
+            }
+        }
+    }
+    tensor.into_dyn()
 }
 
 /// Writes `image` normalised into the top-left corner of a zeroed `[1, 3, side, side]` tensor.

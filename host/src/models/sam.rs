@@ -9,7 +9,7 @@ use ort::value::TensorRef;
 use parking_lot::Mutex;
 
 use super::postprocess::LowResFrame;
-use super::preprocess::{longest_side_size, resize_rgb, to_chw_tensor, Normalisation};
+use super::preprocess::{longest_side_size, resize_for_sam, to_chw_tensor, Normalisation};
 use super::runtime::OnnxRuntime;
 use super::tensors::{run_error as run_err, TensorNames};
 use super::{DecodedMasks, DecoderPrompt, Embedding, ModelError, ModelFamily, PromptableModel};
@@ -85,7 +85,7 @@ impl PromptableModel for Sam {
 
     fn encode(&self, image: &RgbImage, width: u32, height: u32) -> Result<Embedding, ModelError> {
         let (rw, rh) = longest_side_size(width, height, SIDE);
-        let resized = resize_rgb(image, rw, rh);
+        let resized = resize_for_sam(image, rw, rh);
         let (input_name, tensor) = if self.raw_input_encoder {
             let data: Vec<f32> = resized.pixels.iter().map(|&v| v as f32).collect();
             let t = ArrayD::from_shape_vec(IxDyn(&[rh as usize, rw as usize, 3]), data)
@@ -127,18 +127,12 @@ impl PromptableModel for Sam {
         let orig_im_size = Array::from_vec(vec![small_h as f32, small_w as f32]).into_dyn();
         let mask_input = ArrayD::<f32>::zeros(IxDyn(&[1, 1, 256, 256]));
         let has_mask_input = Array::from_vec(vec![0f32]).into_dyn();
-        let frame = LowResFrame {
-            width: LOW_RES,
-            height: LOW_RES,
-            scale_x: sx * LOW_RES as f64 / SIDE as f64,
-            scale_y: sy * LOW_RES as f64 / SIDE as f64,
-            image_width: w,
-            image_height: h,
-        };
+        // As segment-anything's postprocess_masks: to 1024², crop the padding, to w×h.
+        let frame = LowResFrame::via_padded(LOW_RES, SIDE, (rw, rh), (w, h));
         let mut session = self.decoder.lock();
         let mut results = Vec::with_capacity(prompts.len());
         for prompt in prompts {
-            let (coords, labels) = point_arrays(prompt, sx, sy);
+            let (coords, labels) = point_arrays(prompt, sx, sy, PromptLayout::Sam);
             let n = labels.len();
             let coords = ArrayD::from_shape_vec(IxDyn(&[1, n, 2]), coords).map_err(run_err)?;
             let labels = ArrayD::from_shape_vec(IxDyn(&[1, n]), labels).map_err(run_err)?;
@@ -154,28 +148,54 @@ impl PromptableModel for Sam {
                 .map_err(run_err)?;
             let scores = self.names.output_f32(&outputs, "iou_predictions")?;
             let low_res = self.names.output_f32(&outputs, "low_res_masks")?;
-            results.push(select_candidates(&low_res, &scores, multimask, frame)?);
+            let selection = if multimask {
+                Selection::Multimask
+            } else {
+                Selection::Single
+            };
+            results.push(select_candidates(&low_res, &scores, selection, frame)?);
         }
         Ok(results)
     }
 }
 
-/// Points and labels in the 1024 frame: the box as corner points labelled 2 and 3, or a
-/// padding point labelled -1 when there is no box (as the official export expects).
-pub(super) fn point_arrays(prompt: &DecoderPrompt, sx: f64, sy: f64) -> (Vec<f32>, Vec<f32>) {
+/// How a family's decoder export wants a prompt row laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PromptLayout {
+    /// segment-anything's official export: points, then the box corners; the caller adds the
+    /// not-a-point padding token (label -1) when there is no box, as `SamPredictor` pads.
+    Sam,
+    /// SAM2 exports (samexporter's and ours): the box corners first, then the points, as
+    /// `SAM2ImagePredictor` concatenates them; the graph adds the one padding token itself.
+    Sam2,
+}
+
+/// Points and labels in the 1024 frame, the box as corner points labelled 2 and 3.
+pub(super) fn point_arrays(
+    prompt: &DecoderPrompt,
+    sx: f64,
+    sy: f64,
+    layout: PromptLayout,
+) -> (Vec<f32>, Vec<f32>) {
     let mut coords = Vec::with_capacity(prompt.points.len() * 2 + 4);
     let mut labels = Vec::with_capacity(prompt.points.len() + 2);
-    for (p, &l) in prompt.points.iter().zip(&prompt.labels) {
-        coords.extend([(p[0] * sx) as f32, (p[1] * sy) as f32]);
-        labels.push(l as f32);
-    }
-    match prompt.bbox {
-        Some(b) => {
+    let push_box = |coords: &mut Vec<f32>, labels: &mut Vec<f32>| {
+        if let Some(b) = prompt.bbox {
             coords.extend([(b[0] * sx) as f32, (b[1] * sy) as f32]);
             coords.extend([(b[2] * sx) as f32, (b[3] * sy) as f32]);
             labels.extend([2.0, 3.0]);
         }
-        None => {
+    };
+    if layout == PromptLayout::Sam2 {
+        push_box(&mut coords, &mut labels);
+    }
+    for (p, &l) in prompt.points.iter().zip(&prompt.labels) {
+        coords.extend([(p[0] * sx) as f32, (p[1] * sy) as f32]);
+        labels.push(l as f32);
+    }
+    if layout == PromptLayout::Sam {
+        push_box(&mut coords, &mut labels);
+        if prompt.bbox.is_none() {
             coords.extend([0.0, 0.0]);
             labels.push(-1.0);
         }
@@ -183,13 +203,23 @@ pub(super) fn point_arrays(prompt: &DecoderPrompt, sx: f64, sy: f64) -> (Vec<f32
     (coords, labels)
 }
 
-/// Picks the candidates of one prompt row: with 4 masks (single-mask token + 3), the first for
-/// a single mask and the other three for multimask; with any other count, the best-scored one
-/// or all of them.
+/// Which candidates of a prompt row to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Selection {
+    /// With 4 masks (single-mask token + 3) the first (as `SamPredictor` with
+    /// `multimask_output=False`); with any other count the best-scored one.
+    Single,
+    /// With 4 masks the last three; with any other count all of them.
+    Multimask,
+    /// Every mask the decoder gave, in order.
+    All,
+}
+
+/// Picks the candidates of one prompt row (`low_res` [1, K, h, w], `scores` K values).
 pub(super) fn select_candidates(
     low_res: &ArrayD<f32>,
     scores: &ArrayD<f32>,
-    multimask: bool,
+    selection: Selection,
     frame: LowResFrame,
 ) -> Result<DecodedMasks, ModelError> {
     let shape = low_res.shape();
@@ -207,11 +237,12 @@ pub(super) fn select_candidates(
             scores.len()
         )));
     }
-    let chosen: Vec<usize> = match (k, multimask) {
-        (4, true) => vec![1, 2, 3],
-        (4, false) => vec![0],
-        (_, true) => (0..k).collect(),
-        (_, false) => {
+    let chosen: Vec<usize> = match (k, selection) {
+        (_, Selection::All) => (0..k).collect(),
+        (4, Selection::Multimask) => vec![1, 2, 3],
+        (4, Selection::Single) => vec![0],
+        (_, Selection::Multimask) => (0..k).collect(),
+        (_, Selection::Single) => {
             let best = (0..k)
                 .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
                 .unwrap_or(0);

@@ -7,7 +7,7 @@ use ndarray::{ArrayD, IxDyn};
 
 use super::*;
 use crate::masks::BBox;
-use crate::models::{DecodedMasks, LowResFrame, ModelFamily};
+use crate::models::{DecodedMasks, LowResFrame, ModelFamily, Upsampling};
 use crate::raster::RgbImage;
 
 /// A synthetic scene: a label map, 0 = background.
@@ -111,10 +111,9 @@ impl PromptableModel for FakeModel {
         let frame = LowResFrame {
             width: cw,
             height: ch,
-            scale_x: 1.0,
-            scale_y: 1.0,
             image_width: cw,
             image_height: ch,
+            upsampling: Upsampling::Direct,
         };
         Ok(prompts
             .iter()

@@ -34,3 +34,27 @@ pub fn ort_library() -> std::path::PathBuf {
                 .join("../.ort/libonnxruntime.so.1.31.1")
         })
 }
+
+/// The one ONNX Runtime of this test process (ONNX Runtime allows one environment per process,
+/// so every unit test that runs a model shares it), CPU only; `None` when the library is
+/// missing or does not load (the caller skips, naming `test`).
+#[cfg(test)]
+pub(crate) fn test_runtime(test: &str) -> Option<&'static crate::models::OnnxRuntime> {
+    use std::sync::OnceLock;
+    static RUNTIME: OnceLock<Result<crate::models::OnnxRuntime, String>> = OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        let config = crate::config::RuntimeConfig {
+            onnxruntime_library: ort_library(),
+            execution_providers: vec!["cpu".into()],
+            intra_threads: 0,
+        };
+        crate::models::OnnxRuntime::init(&config).map_err(|e| e.to_string())
+    });
+    match runtime {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            skip(test, e);
+            None
+        }
+    }
+}

@@ -237,8 +237,13 @@ fn bad_config_stops_startup_naming_the_key() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("prot"), "{err}");
+    // An existing (empty) config: the bad --preload is what stops start-up.
+    let empty = work.join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
     let out = std::process::Command::new(common::server_binary())
-        .args(["--config", "/nonexistent.toml", "--preload", "sam2"])
+        .arg("--config")
+        .arg(&empty)
+        .args(["--preload", "sam2"])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -2,12 +2,10 @@
 //! (`python3 scripts/gen_demo_models.py`) when they, ONNX Runtime and the CLIP vocabulary exist.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use super::exemplars::slot_groups;
 use super::*;
-use crate::config::RuntimeConfig;
 use crate::masks::BBox;
 use crate::masks::Mask;
 use crate::raster::RgbImage;
@@ -72,23 +70,7 @@ fn workspace() -> PathBuf {
 }
 
 fn runtime() -> Option<&'static OnnxRuntime> {
-    static RUNTIME: OnceLock<Option<OnnxRuntime>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            let config = RuntimeConfig {
-                onnxruntime_library: crate::test_skip::ort_library(),
-                execution_providers: vec!["cpu".into()],
-                ..Default::default()
-            };
-            match OnnxRuntime::init(&config) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    crate::test_skip::skip("sam3 demo model tests", &e.to_string());
-                    None
-                }
-            }
-        })
-        .as_ref()
+    crate::test_skip::test_runtime("sam3 demo model tests")
 }
 
 /// The demo SAM3 model, or `None` with a notice when something it needs is missing.

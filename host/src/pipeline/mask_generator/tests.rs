@@ -1,7 +1,7 @@
 //! Tests of [`generate`] with a fake model (a label map of rectangles; the decoder returns the
 //! region under the point), and over the real demo ONNX models when they are present.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn};
 
@@ -378,29 +378,8 @@ fn wrong_embedding_size_is_an_error() {
 
 // ---- Real demo models (ONNX Runtime), skipped with a notice when absent ----
 
-fn ort_library() -> Option<std::path::PathBuf> {
-    Some(crate::test_skip::ort_library()).filter(|p| p.is_file())
-}
-
 fn runtime() -> Option<&'static crate::models::OnnxRuntime> {
-    static RUNTIME: OnceLock<Option<crate::models::OnnxRuntime>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            let library = ort_library()?;
-            let config = crate::config::RuntimeConfig {
-                onnxruntime_library: library,
-                execution_providers: vec!["cpu".into()],
-                intra_threads: 0,
-            };
-            match crate::models::OnnxRuntime::init(&config) {
-                Ok(rt) => Some(rt),
-                Err(e) => {
-                    eprintln!("ONNX Runtime unavailable: {e}");
-                    None
-                }
-            }
-        })
-        .as_ref()
+    crate::test_skip::test_runtime("automatic demo model tests")
 }
 
 /// The demo model of `family`, or `None` (with a printed notice) when ONNX Runtime or the
@@ -423,13 +402,7 @@ fn demo_model(family: ModelFamily) -> Option<Arc<dyn PromptableModel>> {
         );
         return None;
     }
-    let Some(rt) = runtime() else {
-        crate::test_skip::skip(
-            "automatic demo model tests",
-            "ONNX Runtime library not found (set ORT_DYLIB_PATH; scripts/setup installs it)",
-        );
-        return None;
-    };
+    let rt = runtime()?;
     let files = crate::config::ModelFiles {
         encoder: Some(encoder),
         decoder: Some(decoder),

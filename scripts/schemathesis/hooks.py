@@ -108,7 +108,8 @@ CHEAP_DEFAULT = {"points_per_side": 6, "crop_n_layers": 0}
 # Generated prompts are random JSON-ish strings, and even well-formed ones fall outside the drawn
 # image, so /segment/predict would only ever answer 4xx. On about half its cases the hook swaps in
 # an image of known size with points and/or boxes inside it, and keeps only the generated fields
-# that are valid; the other half go out as generated (negative testing).
+# that are valid; the other half go out as generated (negative testing). /segment/text likewise
+# (most generated forms lack the prompt or the file): half get an image and a prompt.
 PREDICT_FIELDS = {"multimask_output", "all_candidates", "min_size", "max_size"}
 FORMATS = ["geojson", "geotiff", "png", "json", "detections"]
 MODELS = [(None, None), ("sam", None), ("sam", "vit_b"), ("sam2", None), ("sam2", "sam2-hiera-tiny")]
@@ -129,10 +130,34 @@ def cheap_automatic(body):
             body[name] = most
 
 
-def valid_predict(body):
+def drawn_image():
+    """An image from the hook's own generator, and its width and height."""
     width, height = rng.randint(16, 48), rng.randint(16, 48)
     bands = rng.choice([3, 3, 1])
     colours = [tuple(rng.randint(0, 255) for _ in range(3)) for _ in range(2)]
+    return tiff(width, height, bands, colours[0], colours[1], rng.random() < 0.5), width, height
+
+
+def valid_text(body):
+    """A valid /segment/text form: a real image, a string prompt, and the generated sizes if valid."""
+    prompt = body.get("prompt")
+    kept = {k: v for k, v in body.items() if k in ("min_size", "max_size")}
+    if not (is_int(kept.get("min_size", 0)) and 0 <= kept.get("min_size", 0) < 2**31):
+        del kept["min_size"]
+    if not (is_int(kept.get("max_size", 0)) and abs(kept.get("max_size", 0)) < 2**31):
+        del kept["max_size"]
+    body.clear()
+    body.update(kept)
+    body["file"] = drawn_image()[0]
+    body["prompt"] = prompt if isinstance(prompt, str) else rng.choice(["red", "building", "tree"])
+    body["output_format"] = rng.choice(FORMATS)
+    if rng.random() < 0.5:
+        body["model_id"] = rng.choice(["facebook/sam3", "facebook/sam3.1"])
+
+
+def valid_predict(body):
+    """A valid /segment/predict form: a real image, prompts inside it, the valid generated fields."""
+    image, width, height = drawn_image()
     kept = {k: v for k, v in body.items() if k in PREDICT_FIELDS}
     if not isinstance(kept.get("multimask_output", False), bool):
         del kept["multimask_output"]
@@ -144,7 +169,7 @@ def valid_predict(body):
         del kept["max_size"]
     body.clear()
     body.update(kept)
-    body["file"] = tiff(width, height, bands, colours[0], colours[1], rng.random() < 0.5)
+    body["file"] = image
     version, model_id = rng.choice(MODELS)
     if version:
         body["model_version"] = version
@@ -176,6 +201,8 @@ def before_call(context, case, kwargs):
         cheap_automatic(body)
     elif case.operation.path == "/segment/predict" and rng.random() < 0.5:
         valid_predict(body)
+    elif case.operation.path == "/segment/text" and rng.random() < 0.5:
+        valid_text(body)
 
 
 # A tally of (operation, status) per run, printed by scripts/schemathesis/run.

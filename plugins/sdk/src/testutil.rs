@@ -150,18 +150,6 @@ pub fn synthetic_scene(width: u32, height: u32, count: u32, seed: u64) -> crate:
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn synthetic_scene_is_valid() {
-        let set = super::synthetic_scene(200, 150, 40, 7);
-        assert_eq!(set.masks.len(), 40);
-        for m in &set.masks {
-            crate::rle::validate(m, 200, 150).unwrap();
-        }
-    }
-}
-
 /// A 12 x 9 set whose painted raster has everything the painting rules decide: overlaps (later
 /// wins), two masks sharing a label (one region where they touch, two where they do not), a
 /// ring whose hole holds another label, a label-0 mask (paints nothing), a label occluded
@@ -185,5 +173,17 @@ pub fn overlapping_set() -> crate::MaskSet {
         width: 12,
         height: 9,
         masks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn synthetic_scene_is_valid() {
+        let set = super::synthetic_scene(200, 150, 40, 7);
+        assert_eq!(set.masks.len(), 40);
+        for m in &set.masks {
+            crate::rle::validate(m, 200, 150).unwrap();
+        }
     }
 }

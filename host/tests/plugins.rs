@@ -640,3 +640,35 @@ fn formatters_fit_the_memory_limit_at_max_pixels() {
         );
     }
 }
+
+/// A component built against a `samgeo:plugin` version this server does not have (here
+/// json.wasm with every `samgeo:plugin…@0.2.0` name rewritten to `@0.9.0`) is skipped, and
+/// the reason lists the versions the server supports (issue 14).
+#[test]
+fn an_unsupported_wit_version_names_the_supported_ones() {
+    let mut bytes = std::fs::read(component("json.wasm")).unwrap();
+    let (pkg, old) = (b"samgeo:plugin", b"@0.2.0");
+    let mut patched = 0;
+    let mut i = 0;
+    while i + pkg.len() <= bytes.len() {
+        if &bytes[i..i + pkg.len()] == pkg {
+            let end = (i + 64).min(bytes.len());
+            if let Some(k) = bytes[i..end].windows(old.len()).position(|w| w == old) {
+                bytes[i + k..i + k + old.len()].copy_from_slice(b"@0.9.0");
+                patched += 1;
+            }
+        }
+        i += 1;
+    }
+    assert!(patched > 0, "json.wasm names no samgeo:plugin@0.2.0 item");
+    let dir = temp_dir("wit-version");
+    std::fs::write(dir.join("future.wasm"), &bytes).unwrap();
+    let host = PluginHost::new(&config(&dir, &[], &[]), &temp_dir("wit-version-cache")).unwrap();
+    assert_eq!(host.failed().len(), 1, "{:?}", host.failed());
+    let error = &host.failed()[0].error;
+    eprintln!("{error}");
+    assert!(
+        error.contains("0.1.0") && error.contains("0.2.0"),
+        "the reason must list the supported versions: {error}"
+    );
+}

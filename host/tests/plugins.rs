@@ -505,11 +505,12 @@ fn reload_applies_the_changed_plugins_section() {
 // ---- memory at the size limit ----------------------------------------------------------------
 
 /// The largest image the default configuration accepts (`server.max_pixels`) with 300 masks
-/// (labels above 255, so 16-bit rasters): the raster formatters must stay inside the default
-/// plugin memory limit (issue 11, item 9). A whole 16-bit label raster of that size alone is
-/// larger than the limit, so this passes only when they paint and encode strip by strip.
+/// (labels above 255, so 16-bit rasters): every formatter must stay inside the default plugin
+/// memory limit (issue 11, item 9). A whole 16-bit label raster of that size alone is larger
+/// than the limit, so this passes only when the raster formatters paint and encode strip by
+/// strip, json and detections measure strip by strip, and geojson vectorises label by label.
 #[test]
-fn raster_formatters_fit_the_memory_limit_at_max_pixels() {
+fn formatters_fit_the_memory_limit_at_max_pixels() {
     use samgeo_host::config::{Config, PluginsConfig};
     use samgeo_host::masks::MaskSet;
 
@@ -522,12 +523,12 @@ fn raster_formatters_fit_the_memory_limit_at_max_pixels() {
         "the test would not exercise the limit"
     );
 
-    let dir = plugin_dir("max-pixels", &["geotiff.wasm", "png.wasm"]);
-    let mut config = config(
-        &dir,
-        &[("geotiff", "geotiff.wasm"), ("png", "png.wasm")],
-        &[],
-    );
+    let formats = ["geotiff", "png", "geojson", "json", "detections"];
+    let wasm: Vec<String> = formats.iter().map(|f| format!("{f}.wasm")).collect();
+    let wasm: Vec<&str> = wasm.iter().map(String::as_str).collect();
+    let dir = plugin_dir("max-pixels", &wasm);
+    let pairs: Vec<(&str, &str)> = formats.iter().copied().zip(wasm.iter().copied()).collect();
+    let mut config = config(&dir, &pairs, &[]);
     config.memory_limit_bytes = limit;
     // Only memory is under test; a loaded CI machine must not turn this into a timeout.
     config.call_timeout_ms = 600_000;
@@ -562,9 +563,47 @@ fn raster_formatters_fit_the_memory_limit_at_max_pixels() {
         (side / 2, side / 2),
     ];
 
-    let out = host
-        .format("png", &req)
-        .unwrap_or_else(|e| panic!("png: {e}"));
+    // Mask 1 shows where no tile is: the right and bottom margins and the last grid cell.
+    let area_1 = u64::from(side) * u64::from(side) - 299 * u64::from(tw) * u64::from(th);
+    let timed = |format: &str| {
+        let t = std::time::Instant::now();
+        let out = host
+            .format(format, &req)
+            .unwrap_or_else(|e| panic!("{format}: {e}"));
+        eprintln!("{format} at max_pixels: {:.1} s", t.elapsed().as_secs_f64());
+        out
+    };
+
+    let v: serde_json::Value = serde_json::from_slice(&timed("geojson").bytes).unwrap();
+    let features = v["features"].as_array().unwrap();
+    assert_eq!(features.len(), 300, "one region per label");
+    let props = |label: u64| {
+        features
+            .iter()
+            .find(|f| f["properties"]["value"] == label)
+            .map(|f| &f["properties"])
+            .unwrap_or_else(|| panic!("label {label} missing"))
+    };
+    assert_eq!(props(1)["area"], area_1);
+    assert_eq!(props(2)["area"], u64::from(tw) * u64::from(th));
+    assert_eq!(props(300)["area"], u64::from(tw) * u64::from(th));
+
+    let v: serde_json::Value = serde_json::from_slice(&timed("json").bytes).unwrap();
+    assert_eq!(v["num_detections"], 300);
+    let d = v["detections"].as_array().unwrap();
+    assert_eq!(d[0]["value"], 1);
+    assert_eq!(d[0]["bbox"], serde_json::json!([0, 0, side, side]));
+    assert_eq!(d[1]["value"], 2);
+    assert_eq!(d[1]["bbox"], serde_json::json!([0, 0, tw, th]));
+
+    let v: serde_json::Value = serde_json::from_slice(&timed("detections").bytes).unwrap();
+    assert_eq!(v["num_detections"], 300);
+    let f = &v["features"].as_array().unwrap()[299]["properties"];
+    assert_eq!(f["value"], 300);
+    let (x, y) = (18 * tw, 14 * th);
+    assert_eq!(f["bbox_pixel"], serde_json::json!([x, y, x + tw, y + th]));
+
+    let out = timed("png");
     let mut reader = png::Decoder::new(std::io::Cursor::new(out.bytes))
         .read_info()
         .unwrap();
@@ -583,9 +622,7 @@ fn raster_formatters_fit_the_memory_limit_at_max_pixels() {
     }
     assert_eq!(y, side);
 
-    let out = host
-        .format("geotiff", &req)
-        .unwrap_or_else(|e| panic!("geotiff: {e}"));
+    let out = timed("geotiff");
     let path = temp_dir("max-pixels-out").join("mask.tif");
     std::fs::write(&path, &out.bytes).unwrap();
     let ds = gdal::Dataset::open(&path).unwrap();
@@ -602,4 +639,36 @@ fn raster_formatters_fit_the_memory_limit_at_max_pixels() {
             "geotiff pixel ({px}, {py})"
         );
     }
+}
+
+/// A component built against a `samgeo:plugin` version this server does not have (here
+/// json.wasm with every `samgeo:plugin…@0.2.0` name rewritten to `@0.9.0`) is skipped, and
+/// the reason lists the versions the server supports (issue 14).
+#[test]
+fn an_unsupported_wit_version_names_the_supported_ones() {
+    let mut bytes = std::fs::read(component("json.wasm")).unwrap();
+    let (pkg, old) = (b"samgeo:plugin", b"@0.2.0");
+    let mut patched = 0;
+    let mut i = 0;
+    while i + pkg.len() <= bytes.len() {
+        if &bytes[i..i + pkg.len()] == pkg {
+            let end = (i + 64).min(bytes.len());
+            if let Some(k) = bytes[i..end].windows(old.len()).position(|w| w == old) {
+                bytes[i + k..i + k + old.len()].copy_from_slice(b"@0.9.0");
+                patched += 1;
+            }
+        }
+        i += 1;
+    }
+    assert!(patched > 0, "json.wasm names no samgeo:plugin@0.2.0 item");
+    let dir = temp_dir("wit-version");
+    std::fs::write(dir.join("future.wasm"), &bytes).unwrap();
+    let host = PluginHost::new(&config(&dir, &[], &[]), &temp_dir("wit-version-cache")).unwrap();
+    assert_eq!(host.failed().len(), 1, "{:?}", host.failed());
+    let error = &host.failed()[0].error;
+    eprintln!("{error}");
+    assert!(
+        error.contains("0.1.0") && error.contains("0.2.0"),
+        "the reason must list the supported versions: {error}"
+    );
 }

@@ -1,10 +1,12 @@
 //! Per-label summaries of a mask set: the scores carried by each label, and the painted
 //! extent of each label (what the label raster shows after overlaps are resolved).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::model::{BBox, MaskSet};
-use crate::raster::{paint_smallest, union_bbox, Label, LabelRaster};
+use crate::raster::{max_label, rows_per_strip, union_bbox, Label, StripPainter};
+#[cfg(test)]
+use crate::raster::{paint_smallest, LabelRaster};
 
 /// Scores of a label: the highest `score` and `stability` among the masks carrying it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -89,8 +91,60 @@ pub fn extents<T: Label>(data: &[T], stride: usize, window: &BBox) -> Vec<LabelE
     out
 }
 
-/// Paints the set and returns the extent of every label that remains visible.
+/// Paints the set and returns the extent of every label that remains visible. Paints one
+/// strip of rows at a time (see [`StripPainter`]), so an image of any size takes a few MiB.
 pub fn painted_extents(set: &MaskSet) -> Result<Vec<LabelExtent>, String> {
+    let max = max_label(set);
+    if max <= u32::from(u8::MAX) {
+        strip_extents::<u8>(set, STRIP_BYTES)
+    } else if max <= u32::from(u16::MAX) {
+        strip_extents::<u16>(set, STRIP_BYTES)
+    } else {
+        strip_extents::<u32>(set, STRIP_BYTES)
+    }
+}
+
+/// Bytes of one strip in [`painted_extents`].
+const STRIP_BYTES: usize = 8 << 20;
+
+fn strip_extents<T: Label>(set: &MaskSet, strip_bytes: usize) -> Result<Vec<LabelExtent>, String> {
+    let mut painter = StripPainter::<T>::new(set, |m| m.label)?;
+    let window = union_bbox(set);
+    if window.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = rows_per_strip::<T>(set.width, set.height, strip_bytes) as usize;
+    let mut buf = vec![T::default(); rows * set.width as usize];
+    let mut acc: BTreeMap<u32, LabelExtent> = BTreeMap::new();
+    loop {
+        let y0 = painter.next_row();
+        let n = painter.paint_next(&mut buf);
+        if n == 0 {
+            break;
+        }
+        let strip = BBox {
+            x: window.x,
+            y: 0,
+            width: window.width,
+            height: n as u32,
+        };
+        for mut e in extents(&buf, set.width as usize, &strip) {
+            e.bbox.y += y0;
+            acc.entry(e.label)
+                .and_modify(|a| {
+                    a.bbox = a.bbox.union(&e.bbox);
+                    a.area += e.area;
+                })
+                .or_insert(e);
+        }
+    }
+    Ok(acc.into_values().collect())
+}
+
+/// The extents the whole painted label raster gives; the reference [`painted_extents`] is
+/// tested against.
+#[cfg(test)]
+fn whole_raster_extents(set: &MaskSet) -> Result<Vec<LabelExtent>, String> {
     let window = union_bbox(set);
     let w = set.width as usize;
     Ok(match paint_smallest(set)? {
@@ -165,5 +219,19 @@ mod tests {
         assert_eq!((s.score, s.stability), (0.8, 0.99));
         let e = painted_extents(&set).unwrap();
         assert_eq!((e.len(), e[0].area, e[0].bbox.width), (1, 2, 2));
+    }
+    #[test]
+    fn strips_give_the_whole_raster_extents() {
+        let set = crate::testutil::overlapping_set();
+        let whole = whole_raster_extents(&set).unwrap();
+        assert!(whole.len() > 3);
+        for strip_bytes in [1, 7, 20, 1 << 20] {
+            assert_eq!(strip_extents::<u16>(&set, strip_bytes).unwrap(), whole);
+        }
+        assert_eq!(painted_extents(&set).unwrap(), whole);
+        let scene = crate::testutil::synthetic_scene(240, 180, 300, 7);
+        let whole = whole_raster_extents(&scene).unwrap();
+        assert!(whole.len() > 100);
+        assert_eq!(strip_extents::<u16>(&scene, 4000).unwrap(), whole);
     }
 }

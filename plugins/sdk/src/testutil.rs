@@ -150,6 +150,32 @@ pub fn synthetic_scene(width: u32, height: u32, count: u32, seed: u64) -> crate:
     }
 }
 
+/// A 12 x 9 set whose painted raster has everything the painting rules decide: overlaps (later
+/// wins), two masks sharing a label (one region where they touch, two where they do not), a
+/// ring whose hole holds another label, a label-0 mask (paints nothing), a label occluded
+/// entirely, a region split by a later mask, and a label above 255.
+pub fn overlapping_set() -> crate::MaskSet {
+    let masks = vec![
+        rect_mask(1, 4, 0, 0, 12, 9),
+        mask_from_rows(2, 7, 1, 1, &["11111", "1...1", "1...1", "11111"]),
+        rect_mask(3, 300, 2, 2, 2, 2),
+        rect_mask(4, 9, 7, 0, 3, 3),
+        rect_mask(5, 9, 9, 2, 2, 4),
+        rect_mask(6, 9, 0, 7, 2, 2),
+        rect_mask(7, 0, 5, 5, 4, 3),
+        rect_mask(8, 11, 6, 6, 1, 1),
+        rect_mask(9, 5, 0, 4, 12, 1),
+        rect_mask(10, 12, 2, 6, 3, 2),
+        rect_mask(11, 12, 2, 6, 3, 2),
+        mask_from_rows(12, 13, 8, 6, &["1.1", ".1."]),
+    ];
+    crate::MaskSet {
+        width: 12,
+        height: 9,
+        masks,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -14,9 +14,9 @@
 //! split there, so every ring is simple; the pieces touch at one point, which OGC Simple
 //! Features allows. Work and memory are linear in the pixels of the window.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::model::{BBox, Mask};
+use crate::model::{BBox, Mask, MaskSet};
 use crate::raster::Label;
 use crate::rle;
 
@@ -208,6 +208,70 @@ pub fn polygonize_mask(mask: &Mask) -> Result<Vec<PixelPolygon>, String> {
         }
     }
     Ok(polys)
+}
+
+/// Polygons of the regions of the label raster that painting `set` gives (later masks win,
+/// label 0 paints nothing), exactly as [`polygonize`] over that raster returns them, in the
+/// same order, without ever holding an image-sized raster: each label is vectorised in the
+/// union bbox of its masks, from a one-byte "this label is visible here" raster painted from
+/// the masks that reach that box. Memory is one byte per pixel of the largest label's box
+/// (at most the image, however many labels), where the whole label raster takes 2 or 4 bytes
+/// per pixel of the image once labels pass 255.
+pub fn polygonize_labels(set: &MaskSet) -> Result<Vec<PixelPolygon>, String> {
+    let mut windows: BTreeMap<u32, BBox> = BTreeMap::new();
+    for m in &set.masks {
+        rle::validate_pixels(m, set.width, set.height)?;
+        if m.label != 0 && !m.bbox.is_empty() {
+            let w = windows.entry(m.label).or_default();
+            *w = w.union(&m.bbox);
+        }
+    }
+    let mut out: Vec<PixelPolygon> = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    for (&label, win) in &windows {
+        let n = win.pixels() as usize;
+        buf.clear();
+        buf.try_reserve_exact(n)
+            .map_err(|_| format!("cannot allocate a {}x{} raster", win.width, win.height))?;
+        buf.resize(n, 0);
+        let ww = win.width as usize;
+        for m in &set.masks {
+            let b = &m.bbox;
+            if m.label == 0
+                || b.is_empty()
+                || b.x >= win.x_end()
+                || b.x_end() <= win.x
+                || b.y >= win.y_end()
+                || b.y_end() <= win.y
+            {
+                continue;
+            }
+            let v = u8::from(m.label == label);
+            rle::for_each_span(b, &m.runs, |row, x0, x1| {
+                let y = b.y + row;
+                let (x0, x1) = ((b.x + x0).max(win.x), (b.x + x1).min(win.x_end()));
+                if y < win.y || y >= win.y_end() || x0 >= x1 {
+                    return;
+                }
+                let base = (y - win.y) as usize * ww;
+                buf[base + (x0 - win.x) as usize..base + (x1 - win.x) as usize].fill(v);
+            })?;
+        }
+        let local = BBox { x: 0, y: 0, ..*win };
+        for mut p in polygonize(&buf, ww, &local) {
+            p.value = label;
+            for ring in std::iter::once(&mut p.exterior).chain(p.holes.iter_mut()) {
+                for c in ring.iter_mut() {
+                    *c = (c.0 + win.x, c.1 + win.y);
+                }
+            }
+            out.push(p);
+        }
+    }
+    // `polygonize` over the whole raster meets each region first at its top-left pixel, whose
+    // top-left corner is the exterior's smallest vertex in (row, column) order.
+    out.sort_by_key(|p| p.exterior.iter().map(|&(x, y)| (y, x)).min());
+    Ok(out)
 }
 
 fn add_hole(p: &mut PixelPolygon, hole: Vec<Corner>) {
@@ -536,5 +600,29 @@ mod tests {
                 (10, 20)
             ]
         );
+    }
+    #[test]
+    fn per_label_vectorising_equals_the_painted_raster() {
+        use crate::raster::{paint_smallest, union_bbox, LabelRaster};
+        let whole = |set: &MaskSet| {
+            let window = union_bbox(set);
+            match paint_smallest(set).unwrap() {
+                LabelRaster::U8(d) => polygonize(&d, set.width as usize, &window),
+                LabelRaster::U16(d) => polygonize(&d, set.width as usize, &window),
+                LabelRaster::U32(d) => polygonize(&d, set.width as usize, &window),
+            }
+        };
+        let set = crate::testutil::overlapping_set();
+        let expected = whole(&set);
+        assert!(expected.len() > 4 && expected.iter().any(|p| !p.holes.is_empty()));
+        assert_eq!(polygonize_labels(&set).unwrap(), expected);
+        // Hundreds of overlapping discs and rings over a background with holes.
+        let mut scene = crate::testutil::synthetic_scene(240, 180, 300, 7);
+        for (i, m) in scene.masks.iter_mut().enumerate() {
+            m.label = [m.label, 1 + m.label % 40][i % 2];
+        }
+        let expected = whole(&scene);
+        assert!(expected.len() > 100);
+        assert_eq!(polygonize_labels(&scene).unwrap(), expected);
     }
 }

@@ -3,7 +3,9 @@
 //! Like the seed (which vectorises its label raster with `rasterio.features.shapes`), the masks
 //! are painted into one label raster (later masks win where they overlap) and every 4-connected
 //! region of one label becomes one Feature with a `Polygon` geometry (holes included). Several
-//! masks sharing a label (as after the `unique=false` filter) therefore merge.
+//! masks sharing a label (as after the `unique=false` filter) therefore merge. The raster is
+//! never held whole: each label is vectorised in its own box, so an image of `max_pixels`
+//! with any number of labels fits the plugin memory limit.
 //!
 //! Feature properties: `value` (the label), `score` and `stability` (the highest among the
 //! masks carrying that label), `area` (pixels in this region, after overlaps are resolved).
@@ -20,10 +22,9 @@
 use samgeo_plugin_sdk::geometry::orient;
 use samgeo_plugin_sdk::json::{push_f32, push_int, push_key, push_point, push_str};
 use samgeo_plugin_sdk::labels::label_scores;
-use samgeo_plugin_sdk::raster::{paint_smallest, union_bbox, LabelRaster};
 use samgeo_plugin_sdk::simplify::simplify_ring;
 use samgeo_plugin_sdk::transform::{epsg_of, geojson_crs_name};
-use samgeo_plugin_sdk::vectorize::{polygonize, PixelPolygon};
+use samgeo_plugin_sdk::vectorize::{polygonize_labels, PixelPolygon};
 use samgeo_plugin_sdk::{Formatter, Host, Output, ParamType, PluginInfo, Request};
 
 /// The plugin.
@@ -58,16 +59,10 @@ impl Formatter for GeoJson {
     }
 }
 
-/// The regions of the painted label raster, in scan order.
+/// The regions of the painted label raster, in scan order. Vectorised label by label in each
+/// label's own box, so no image-sized label raster is held (see `polygonize_labels`).
 pub fn regions(req: &Request) -> Result<Vec<PixelPolygon>, String> {
-    let set = &req.masks;
-    let window = union_bbox(set);
-    let w = set.width as usize;
-    Ok(match paint_smallest(set)? {
-        LabelRaster::U8(d) => polygonize(&d, w, &window),
-        LabelRaster::U16(d) => polygonize(&d, w, &window),
-        LabelRaster::U32(d) => polygonize(&d, w, &window),
-    })
+    polygonize_labels(&req.masks)
 }
 
 /// The FeatureCollection text.

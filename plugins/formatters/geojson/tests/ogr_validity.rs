@@ -72,7 +72,11 @@ fn skip_without(tool: &str) {
     eprintln!("SKIPPED: {tool} not found");
     if let Some(path) = std::env::var_os("SAMGEO_SKIP_LOG") {
         use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "{tool} not found");
         }
     }

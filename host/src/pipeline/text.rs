@@ -86,20 +86,16 @@ fn detector_boxes(
 ) -> Result<PipelineOutput, AppError> {
     let common = &request.common;
     let info = raster.info().clone();
-    let (embedding, cache_hit) = embedding_for(
+    let (found, cache_hit) = detect_prompt(
         state,
         common,
         &sha256,
-        &raster,
-        model.input_side(),
-        |rgb, w, h| model.encode_image(rgb, w, h),
+        raster,
+        model,
+        &request.prompt,
+        request.confidence_threshold,
+        &mut stages,
     )?;
-    drop(raster);
-    stages.mark("embedding");
-    common.deadline.check()?;
-    let text = model.encode_text(&request.prompt)?;
-    let found = model.detect_with_boxes(&embedding, &text, &[], request.confidence_threshold)?;
-    stages.mark("decode");
     let kept: std::collections::HashSet<u32> = apply_filters(
         state,
         common,
@@ -122,7 +118,8 @@ fn detector_boxes(
     })
 }
 
-/// SAM3 on the (cached) image embedding with a text prompt; whether the embedding was cached.
+/// SAM3 on the (cached) image embedding with a text prompt: the masks, and whether the
+/// embedding was cached.
 #[allow(clippy::too_many_arguments)]
 pub fn detect_text(
     state: &AppState,
@@ -134,6 +131,31 @@ pub fn detect_text(
     confidence_threshold: f32,
     stages: &mut Stages,
 ) -> Result<(Vec<Mask>, bool), AppError> {
+    let (found, cache_hit) = detect_prompt(
+        state,
+        common,
+        sha256,
+        raster,
+        model,
+        prompt,
+        confidence_threshold,
+        stages,
+    )?;
+    Ok((found.into_iter().map(|d| d.mask).collect(), cache_hit))
+}
+
+/// [`detect_text`] with each instance's box as the detector gave it.
+#[allow(clippy::too_many_arguments)]
+fn detect_prompt(
+    state: &AppState,
+    common: &SegmentRequest,
+    sha256: &str,
+    raster: OpenRaster,
+    model: &Arc<Sam3>,
+    prompt: &str,
+    confidence_threshold: f32,
+    stages: &mut Stages,
+) -> Result<(Vec<Detection>, bool), AppError> {
     let (embedding, cache_hit) = embedding_for(
         state,
         common,
@@ -146,9 +168,9 @@ pub fn detect_text(
     stages.mark("embedding");
     common.deadline.check()?;
     let text = model.encode_text(prompt)?;
-    let masks = model.detect(&embedding, &text, &[], confidence_threshold)?;
+    let found = model.detect_with_boxes(&embedding, &text, &[], confidence_threshold)?;
     stages.mark("decode");
-    Ok((masks, cache_hit))
+    Ok((found, cache_hit))
 }
 
 #[cfg(test)]

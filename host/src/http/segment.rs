@@ -17,7 +17,7 @@ use crate::pipeline::automatic::{self, AutomaticRequest};
 use crate::pipeline::predict::{self, PredictRequest};
 use crate::pipeline::prompts::Prompts;
 use crate::pipeline::text::{self, TextRequest};
-use crate::pipeline::{Deadline, PipelineOutput, SegmentRequest};
+use crate::pipeline::{Deadline, ImageInput, PipelineOutput, SegmentRequest};
 use crate::raster::BandSelection;
 use crate::state::AppState;
 
@@ -202,9 +202,10 @@ pub async fn predict(
             model_id,
             output_format,
             bands,
-            bytes: file.bytes,
+            image: ImageInput::Upload(file.bytes),
             params: plugin_params(&form, min_size, max_size),
             deadline,
+            progress: SegmentRequest::no_progress(),
         },
         prompts,
         point_crs,
@@ -255,9 +256,10 @@ pub async fn automatic(
             model_id,
             output_format,
             bands,
-            bytes: file.bytes,
+            image: ImageInput::Upload(file.bytes),
             params: params_for_plugins,
             deadline,
+            progress: SegmentRequest::no_progress(),
         },
         params,
         confidence_threshold: confidence,
@@ -306,9 +308,10 @@ pub async fn text(
             model_id,
             output_format,
             bands,
-            bytes: file.bytes,
+            image: ImageInput::Upload(file.bytes),
             params: plugin_params(&form, min_size, max_size),
             deadline,
+            progress: SegmentRequest::no_progress(),
         },
         prompt,
         confidence_threshold: confidence,

@@ -6,10 +6,11 @@ pub mod deadline;
 pub mod detections;
 pub mod mask_generator;
 pub mod predict;
+pub mod progress;
 pub mod prompts;
 mod request;
 mod steps;
 pub mod text;
 
 pub use deadline::Deadline;
-pub use request::{PipelineOutput, SegmentRequest, Stages};
+pub use request::{ImageInput, PipelineOutput, SegmentRequest, Stages};

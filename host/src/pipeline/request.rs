@@ -1,8 +1,22 @@
 //! What a segmentation request carries through the pipeline, and what comes out of it.
 
+use std::sync::Arc;
+
+use super::progress::{NoProgress, TileProgress};
 use super::Deadline;
 use crate::masks::FormattedOutput;
 use crate::raster::BandSelection;
+
+/// Where a request's raster comes from.
+pub enum ImageInput {
+    /// The bytes of a multipart upload (the `file` field).
+    Upload(Vec<u8>),
+    /// A raster stored earlier with `POST /images`, by its id.
+    Stored(String),
+    /// A local path or GDAL virtual path (`/vsicurl/...`) under one of the operator's
+    /// `[inputs] allowed_sources` prefixes (the `source` field).
+    Source(String),
+}
 
 /// What every segmentation request carries once its fields are checked.
 pub struct SegmentRequest {
@@ -10,11 +24,21 @@ pub struct SegmentRequest {
     pub model_id: String,
     pub output_format: String,
     pub bands: BandSelection,
-    /// The upload.
-    pub bytes: Vec<u8>,
+    /// The raster to segment.
+    pub image: ImageInput,
     /// Parameters for the plugins (form fields and effective defaults).
     pub params: Vec<(String, String)>,
     pub deadline: Deadline,
+    /// Told about each tile of a tiled run (a job's progress and resume); `NoProgress` for a
+    /// plain request.
+    pub progress: Arc<dyn TileProgress>,
+}
+
+impl SegmentRequest {
+    /// The progress sink of a plain synchronous request.
+    pub fn no_progress() -> Arc<dyn TileProgress> {
+        Arc::new(NoProgress)
+    }
 }
 
 /// A formatted response and how it was made.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::request::{PipelineOutput, SegmentRequest, Stages};
+use super::request::{ImageInput, PipelineOutput, SegmentRequest, Stages};
 
 use crate::cache::EmbeddingKey;
 use crate::config::Config;
@@ -84,7 +84,14 @@ pub fn prepare<T>(
 ) -> Result<Prepared<T>, AppError> {
     let stages = Stages::start();
     let config = state.config();
-    let bytes = std::mem::take(&mut common.bytes);
+    let bytes = match std::mem::replace(&mut common.image, ImageInput::Upload(Vec::new())) {
+        ImageInput::Upload(bytes) => bytes,
+        ImageInput::Stored(_) | ImageInput::Source(_) => {
+            return Err(AppError::bad_request(
+                "image_id and source inputs are not available yet; send the raster as `file`",
+            ))
+        }
+    };
     let sha256 = sha256_hex(&bytes);
     let raster = open_raster(&config, bytes)?;
     let info = raster.info().clone();

@@ -21,6 +21,9 @@ pub struct Config {
     pub plugins: PluginsConfig,
     pub metrics: MetricsConfig,
     pub api: ApiConfig,
+    pub tiling: TilingConfig,
+    pub inputs: InputsConfig,
+    pub jobs: JobsConfig,
 }
 
 /// `[server]`: the HTTP side.
@@ -35,8 +38,11 @@ pub struct ServerConfig {
     /// `Content-Length`, or `max_upload_bytes` when it has none) until its response is ready;
     /// past it the client gets 503 with Retry-After. At least `max_upload_bytes`.
     pub max_buffered_upload_bytes: u64,
-    /// Largest accepted image, in pixels (width × height).
+    /// Largest image looked at whole (downsampled to the model's input), in pixels
+    /// (width × height).
     pub max_pixels: u64,
+    /// Largest image segmented tile by tile or window by window, in pixels.
+    pub max_tiled_pixels: u64,
     /// Time limit for one request, in seconds; past it the client gets 504.
     pub request_timeout_secs: u64,
     /// Inferences that may run at once.
@@ -64,6 +70,7 @@ impl Default for ServerConfig {
             max_upload_bytes: 512 * 1024 * 1024,
             max_buffered_upload_bytes: 2 * 1024 * 1024 * 1024,
             max_pixels: 268_435_456,
+            max_tiled_pixels: 2_500_000_000,
             request_timeout_secs: 300,
             max_concurrent_inferences: 2,
             max_queued_requests: 32,
@@ -106,6 +113,9 @@ pub struct CacheConfig {
     pub max_loaded_models: usize,
     /// Bytes of image embeddings kept (least recently used goes first).
     pub embedding_cache_bytes: u64,
+    /// Bytes of rasters kept by `POST /images` under `server.cache_dir` (least recently used
+    /// goes first).
+    pub image_store_bytes: u64,
 }
 
 impl Default for CacheConfig {
@@ -113,6 +123,63 @@ impl Default for CacheConfig {
         CacheConfig {
             max_loaded_models: 2,
             embedding_cache_bytes: 1024 * 1024 * 1024,
+            image_store_bytes: 20 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[tiling]`: when and how a large raster is segmented tile by tile at native resolution.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TilingConfig {
+    /// `tiling = auto` tiles a raster whose longest side exceeds this many pixels.
+    pub auto_above_px: u32,
+    /// Default side of a tile, in pixels (form field `tile_size`).
+    pub tile_size: u32,
+    /// Default overlap of neighbouring tiles, in pixels (form field `tile_overlap`).
+    pub tile_overlap: u32,
+}
+
+impl Default for TilingConfig {
+    fn default() -> Self {
+        TilingConfig {
+            auto_above_px: 4096,
+            tile_size: 1024,
+            tile_overlap: 128,
+        }
+    }
+}
+
+/// `[inputs]`: rasters read in place through the `source` field.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputsConfig {
+    /// Prefixes a `source` must start with (local directories, `/vsicurl/https://host/`,
+    /// `/vsis3/bucket/`); empty disables `source`.
+    pub allowed_sources: Vec<String>,
+}
+
+/// `[jobs]`: long work run in the background (OGC API – Processes).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Jobs that run at once.
+    pub max_running: usize,
+    /// Jobs accepted and not yet finished; past it a new job gets 503.
+    pub max_accepted: usize,
+    /// Time limit of one job, in seconds.
+    pub job_timeout_secs: u64,
+    /// Hours a finished job's results are kept.
+    pub keep_results_hours: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            max_running: 1,
+            max_accepted: 100,
+            job_timeout_secs: 24 * 3600,
+            keep_results_hours: 72,
         }
     }
 }
@@ -354,6 +421,23 @@ impl Config {
         if self.server.request_timeout_secs == 0 {
             bail!("server.request_timeout_secs must be at least 1");
         }
+        if self.server.max_tiled_pixels < self.server.max_pixels {
+            bail!(
+                "server.max_tiled_pixels ({}) must be at least server.max_pixels ({})",
+                self.server.max_tiled_pixels,
+                self.server.max_pixels
+            );
+        }
+        if self.tiling.tile_size < 256 || self.tiling.tile_overlap * 2 >= self.tiling.tile_size {
+            bail!(
+                "tiling.tile_size must be at least 256 and more than twice tiling.tile_overlap (got {} and {})",
+                self.tiling.tile_size,
+                self.tiling.tile_overlap
+            );
+        }
+        if self.jobs.max_running == 0 {
+            bail!("jobs.max_running must be at least 1");
+        }
         if self.caches.max_loaded_models == 0 {
             bail!("caches.max_loaded_models must be at least 1");
         }
@@ -427,7 +511,9 @@ fn apply_env_overrides(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<()> {
-    const SECTIONS: [&str; 6] = ["server", "runtime", "caches", "plugins", "metrics", "api"];
+    const SECTIONS: [&str; 9] = [
+        "server", "runtime", "caches", "plugins", "metrics", "api", "tiling", "inputs", "jobs",
+    ];
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("SAMGEO_") else {
             continue;

@@ -37,6 +37,9 @@ pub mod defaults {
     pub fn backend() -> String {
         "meta".into()
     }
+    pub fn tiling() -> String {
+        "auto".into()
+    }
     pub fn confidence_threshold() -> f64 {
         0.5
     }
@@ -203,7 +206,21 @@ pub struct AutomaticForm {
     #[schema(default = defaults::confidence_threshold)]
     pub confidence_threshold: f64,
     /// Bands used as R,G,B, 1-based, e.g. "4,3,2".
-    pub bands: Option<String>,
+    pub bands: Option<String>,    /// auto: tile rasters whose longest side exceeds `[tiling] auto_above_px` (or when
+    /// `resolution` is given); on: always tile; off: look at the whole raster once, downsampled
+    /// to the model's input (the seed's behaviour). Tiles are segmented at native resolution and
+    /// merged (README, "Tiled segmentation").
+    #[serde(default = "defaults::tiling")]
+    #[schema(default = defaults::tiling, example = "auto")]
+    pub tiling: String,
+    /// Side of a tile in pixels, 256 to 4096 (default: `[tiling] tile_size`).
+    pub tile_size: Option<i64>,
+    /// Overlap of neighbouring tiles in pixels: at least 32 and less than half of `tile_size`
+    /// (default: `[tiling] tile_overlap`).
+    pub tile_overlap: Option<i64>,
+    /// CRS units per pixel to segment at, coarser than the raster's own (read through its
+    /// overviews); implies tiling. Default: the raster's own pixels.
+    pub resolution: Option<f64>,
 }
 
 /// Form of `POST /segment/text` (SAM3).
@@ -240,9 +257,24 @@ pub struct TextForm {
     pub max_size: Option<i64>,
     /// Bands used as R,G,B, 1-based, e.g. "4,3,2".
     pub bands: Option<String>,
+    /// auto: tile rasters whose longest side exceeds `[tiling] auto_above_px` (or when
+    /// `resolution` is given); on: always tile; off: look at the whole raster once, downsampled
+    /// to the model's input (the seed's behaviour). Tiles are segmented at native resolution and
+    /// merged (README, "Tiled segmentation").
+    #[serde(default = "defaults::tiling")]
+    #[schema(default = defaults::tiling, example = "auto")]
+    pub tiling: String,
+    /// Side of a tile in pixels, 256 to 4096 (default: `[tiling] tile_size`).
+    pub tile_size: Option<i64>,
+    /// Overlap of neighbouring tiles in pixels: at least 32 and less than half of `tile_size`
+    /// (default: `[tiling] tile_overlap`).
+    pub tile_overlap: Option<i64>,
+    /// CRS units per pixel to segment at, coarser than the raster's own (read through its
+    /// overviews); implies tiling. Default: the raster's own pixels.
+    pub resolution: Option<f64>,
 }
 
-/// `min_size` / `max_size` in pixels: a negative `min_size` is 400; `max_size` ≤ 0 means none.
+/// `min_size` in pixels: a negative `min_size` is 400; `max_size` ≤ 0 means none.
 pub fn size_limits(min_size: i64, max_size: Option<i64>) -> Result<(i64, Option<i64>), AppError> {
     if min_size < 0 {
         return Err(AppError::bad_request(format!(

@@ -10,6 +10,9 @@ pub const CACHE_HEADER: HeaderName = HeaderName::from_static("x-samgeo-cache");
 /// Number of masks in the response.
 pub const MASKS_HEADER: HeaderName = HeaderName::from_static("x-samgeo-masks");
 
+/// `X-Samgeo-Tiles: total=..,processed=..,skipped=..,resumed=..` on tiled runs.
+pub const TILES_HEADER: HeaderName = HeaderName::from_static("x-samgeo-tiles");
+
 /// The formatter's bytes with its content type; binary outputs come as attachments.
 pub fn formatted(result: PipelineOutput) -> Response {
     let out = result.output;
@@ -34,6 +37,9 @@ pub fn formatted(result: PipelineOutput) -> Response {
         HeaderValue::from_static(if result.cache_hit { "hit" } else { "miss" }),
     );
     headers.insert(MASKS_HEADER, HeaderValue::from(result.mask_count));
+    if let Some(Ok(v)) = result.tiles.map(|t| HeaderValue::from_str(&t.header_value())) {
+        headers.insert(TILES_HEADER, v);
+    }
     if let Ok(v) = HeaderValue::from_str(&stages.header_value()) {
         headers.insert(HeaderName::from_static("server-timing"), v);
     }

@@ -17,6 +17,7 @@ use crate::pipeline::automatic::{self, AutomaticRequest};
 use crate::pipeline::predict::{self, PredictRequest};
 use crate::pipeline::prompts::Prompts;
 use crate::pipeline::text::{self, TextRequest};
+use crate::pipeline::tiled::TilingRequest;
 use crate::pipeline::{Deadline, ImageInput, PipelineOutput, SegmentRequest};
 use crate::raster::BandSelection;
 use crate::state::AppState;
@@ -244,6 +245,13 @@ pub async fn automatic(
         .min(8);
     let params = fields.params(threads)?;
     let confidence = unit_threshold(fields.confidence_threshold)?;
+    let tiling = TilingRequest::new(
+        &state.config(),
+        &fields.tiling,
+        fields.tile_size,
+        fields.tile_overlap,
+        fields.resolution,
+    )?;
     let bands = BandSelection::parse(fields.bands.as_deref())?;
     let mut params_for_plugins = plugin_params(&form, min_size, max_size);
     params_for_plugins.retain(|(k, _)| k != "foreground" && k != "unique");
@@ -263,6 +271,7 @@ pub async fn automatic(
         },
         params,
         confidence_threshold: confidence,
+        tiling,
     };
     run_job(&state, deadline, move |state| {
         automatic::run(&state, request)
@@ -302,6 +311,13 @@ pub async fn text(
     let confidence = unit_threshold(fields.confidence_threshold)?;
     let (min_size, max_size) = size_limits(fields.min_size, fields.max_size)?;
     let bands = BandSelection::parse(fields.bands.as_deref())?;
+    let tiling = TilingRequest::new(
+        &state.config(),
+        &fields.tiling,
+        fields.tile_size,
+        fields.tile_overlap,
+        fields.resolution,
+    )?;
     let request = TextRequest {
         common: SegmentRequest {
             model_version: "sam3".into(),
@@ -315,6 +331,7 @@ pub async fn text(
         },
         prompt,
         confidence_threshold: confidence,
+        tiling,
     };
     run_job(&state, deadline, move |state| text::run(&state, request)).await
 }

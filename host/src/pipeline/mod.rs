@@ -11,6 +11,7 @@ pub mod prompts;
 mod request;
 mod steps;
 pub mod text;
+pub mod tiled;
 
 pub use deadline::Deadline;
 pub use request::{ImageInput, PipelineOutput, SegmentRequest, Stages};

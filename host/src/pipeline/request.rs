@@ -52,6 +52,8 @@ pub struct PipelineOutput {
     /// The model that ran (for the access log and metrics).
     pub model_version: String,
     pub model_id: String,
+    /// What a tiled run did with its tiles (the `X-Samgeo-Tiles` header); `None` untiled.
+    pub tiles: Option<super::tiled::TileCounts>,
 }
 
 /// Wall time of the pipeline's stages, in order.

@@ -82,6 +82,18 @@ pub fn prepare<T>(
     common: &mut SegmentRequest,
     check: impl FnOnce(&OpenRaster, &RasterInfo) -> Result<T, AppError>,
 ) -> Result<Prepared<T>, AppError> {
+    let max_pixels = state.config().server.max_pixels;
+    prepare_with_limit(state, common, max_pixels, check)
+}
+
+/// [`prepare`] accepting rasters up to `max_pixels` (tiled runs: `server.max_tiled_pixels`;
+/// their `check` refuses what is too large to look at whole).
+pub fn prepare_with_limit<T>(
+    state: &AppState,
+    common: &mut SegmentRequest,
+    max_pixels: u64,
+    check: impl FnOnce(&OpenRaster, &RasterInfo) -> Result<T, AppError>,
+) -> Result<Prepared<T>, AppError> {
     let stages = Stages::start();
     let config = state.config();
     let bytes = match std::mem::replace(&mut common.image, ImageInput::Upload(Vec::new())) {
@@ -93,7 +105,7 @@ pub fn prepare<T>(
         }
     };
     let sha256 = sha256_hex(&bytes);
-    let raster = open_raster(&config, bytes)?;
+    let raster = open_raster(bytes, max_pixels)?;
     let info = raster.info().clone();
     common.bands.resolve(info.band_count)?;
     let checked = check(&raster, &info)?;
@@ -130,17 +142,13 @@ pub fn finish(
         stages,
         model_version: common.model_version.clone(),
         model_id: common.model_id.clone(),
+        tiles: None,
     })
 }
 
 /// Opens the upload with GDAL (header only).
-fn open_raster(config: &Config, bytes: Vec<u8>) -> Result<OpenRaster, AppError> {
-    Ok(OpenRaster::open(
-        bytes,
-        RasterLimits {
-            max_pixels: config.server.max_pixels,
-        },
-    )?)
+fn open_raster(bytes: Vec<u8>, max_pixels: u64) -> Result<OpenRaster, AppError> {
+    Ok(OpenRaster::open(bytes, RasterLimits { max_pixels })?)
 }
 
 /// The embedding of the whole image, from the cache or by reading the pixels (at most

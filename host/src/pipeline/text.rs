@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use super::detections;
-use super::steps::{apply_filters, embedding_for, finish, prepare};
+use super::mask_generator::number_masks;
+use super::steps::{apply_filters, embedding_for, finish, prepare_with_limit};
+use super::tiled::{merge, run_tiles, single_look, Tile, TilePlan, TiledRaster, TilingRequest};
 use super::{PipelineOutput, SegmentRequest, Stages};
 use crate::error::AppError;
 use crate::masks::Mask;
-use crate::models::sam3::{Detection, Sam3};
+use crate::models::sam3::{Detection, Sam3, TextFeatures};
 use crate::models::LoadedModel;
 use crate::raster::OpenRaster;
 use crate::state::AppState;
@@ -33,17 +35,30 @@ pub struct TextRequest {
     pub common: SegmentRequest,
     pub prompt: String,
     pub confidence_threshold: f32,
+    /// Whether and how the raster is tiled.
+    pub tiling: TilingRequest,
 }
 
 /// Runs the request (blocking).
 pub fn run(state: &AppState, mut request: TextRequest) -> Result<PipelineOutput, AppError> {
-    let prepared = prepare(state, &mut request.common, |_, _| Ok(()))?;
+    let tiling = request.tiling;
+    let config = state.config();
+    let single_look_max = config.server.max_pixels;
+    let prepared = prepare_with_limit(
+        state,
+        &mut request.common,
+        tiling.max_pixels(&config),
+        |_, info| tiling.plan(info, single_look_max),
+    )?;
     let LoadedModel::Sam3(model) = prepared.model else {
         return Err(AppError::bad_request(
             "Text prompts need a SAM3 model (model_version sam3)",
         ));
     };
     let mut stages = prepared.stages;
+    if let Some(plan) = prepared.checked {
+        return run_tiled(state, &request, prepared.raster, &prepared.info, &model, plan, stages);
+    }
     if detections::FORMATS.contains(&request.common.output_format.as_str()) {
         return detector_boxes(
             state,
@@ -54,16 +69,21 @@ pub fn run(state: &AppState, mut request: TextRequest) -> Result<PipelineOutput,
             stages,
         );
     }
-    let (masks, cache_hit) = detect_text(
-        state,
-        &request.common,
-        &prepared.sha256,
-        prepared.raster,
-        &model,
-        &request.prompt,
-        request.confidence_threshold,
-        &mut stages,
-    )?;
+    let mut cache_hit = false;
+    let masks = single_look(&request.common, || {
+        let (masks, hit) = detect_text(
+            state,
+            &request.common,
+            &prepared.sha256,
+            prepared.raster,
+            &model,
+            &request.prompt,
+            request.confidence_threshold,
+            &mut stages,
+        )?;
+        cache_hit = hit;
+        Ok(masks)
+    })?;
     finish(
         state,
         &request.common,
@@ -73,6 +93,100 @@ pub fn run(state: &AppState, mut request: TextRequest) -> Result<PipelineOutput,
         stages,
     )
 }
+
+/// SAM3's detector on one tile at a time: the prompt is encoded once, each tile's image
+/// embedding is computed, used and dropped (never cached).
+pub struct TileDetector<'a> {
+    model: &'a Sam3,
+    text: Arc<TextFeatures>,
+    confidence_threshold: f32,
+}
+
+impl<'a> TileDetector<'a> {
+    /// Encodes `prompt` once for every tile.
+    pub fn new(
+        model: &'a Sam3,
+        prompt: &str,
+        confidence_threshold: f32,
+    ) -> Result<TileDetector<'a>, AppError> {
+        Ok(TileDetector {
+            model,
+            text: model.encode_text(prompt)?,
+            confidence_threshold,
+        })
+    }
+
+    /// The masks found in `tile`, in the tile's pixel frame.
+    pub fn detect(&mut self, source: &TiledRaster, tile: &Tile) -> Result<Vec<Mask>, AppError> {
+        let rgb = source.read(tile.window(), self.model.input_side())?;
+        let embedding = self
+            .model
+            .encode_image(&rgb, tile.width(), tile.height())?;
+        drop(rgb);
+        let found =
+            self.model
+                .detect_with_boxes(&embedding, &self.text, &[], self.confidence_threshold)?;
+        Ok(found.into_iter().map(|d| d.mask).collect())
+    }
+}
+
+/// A tiled text run: the detector per tile, then the merge across tiles. `json` and
+/// `detections` list the merged masks' pixel boxes (a detection merged across seams has no
+/// single detector box).
+fn run_tiled(
+    state: &AppState,
+    request: &TextRequest,
+    raster: OpenRaster,
+    info: &crate::raster::RasterInfo,
+    model: &Sam3,
+    plan: TilePlan,
+    mut stages: Stages,
+) -> Result<PipelineOutput, AppError> {
+    let common = &request.common;
+    let grid_info = plan.grid.info(info);
+    let source = TiledRaster::new(raster, plan.grid, common.bands.clone());
+    let mut detector = TileDetector::new(model, &request.prompt, request.confidence_threshold)?;
+    let (tiles, counts) = run_tiles(&plan, &source, common, |tile| detector.detect(&source, tile))?;
+    stages.mark("tiles");
+    let mut masks = merge(tiles, grid_info.width, grid_info.height, MERGE_NMS_IOU);
+    number_masks(&mut masks);
+    stages.mark("merge");
+    if !detections::FORMATS.contains(&common.output_format.as_str()) {
+        let mut output = finish(state, common, &grid_info, masks, false, stages)?;
+        output.tiles = Some(counts);
+        return Ok(output);
+    }
+    let kept = apply_filters(state, common, &grid_info, masks)?;
+    let found: Vec<Detection> = kept
+        .into_iter()
+        .map(|mask| {
+            let b = mask.bbox;
+            let bbox = [
+                b.x as f64,
+                b.y as f64,
+                (b.x + b.width) as f64,
+                (b.y + b.height) as f64,
+            ];
+            Detection { mask, bbox }
+        })
+        .collect();
+    let listed: Vec<&Detection> = found.iter().collect();
+    let output = detections::format(&common.output_format, &grid_info, &listed);
+    stages.mark("plugins");
+    Ok(PipelineOutput {
+        output,
+        cache_hit: false,
+        mask_count: listed.len(),
+        stages,
+        model_version: common.model_version.clone(),
+        model_id: common.model_id.clone(),
+        tiles: Some(counts),
+    })
+}
+
+/// IoU above which the final NMS of a tiled text run drops a duplicate (the generator's
+/// default `box_nms_thresh`).
+const MERGE_NMS_IOU: f32 = 0.7;
 
 /// `json` / `detections`: the detector's boxes and scores (as the seed answers), for the
 /// detections whose masks pass the filter chain.
@@ -115,6 +229,7 @@ fn detector_boxes(
         stages,
         model_version: common.model_version.clone(),
         model_id: common.model_id.clone(),
+        tiles: None,
     })
 }
 

@@ -2,11 +2,13 @@
 //! georeferencing, prompt coordinates in pixels, and the 8-bit RGB image the models take.
 
 mod bands;
+mod coverage;
 pub mod georef;
 mod open;
 mod stretch;
 
 pub use bands::BandSelection;
+pub use coverage::WindowContent;
 pub use georef::{georef_of, to_pixel_coords};
 pub use open::{OpenRaster, RasterLimits};
 pub use stretch::percentile_stretch;

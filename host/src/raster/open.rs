@@ -139,17 +139,31 @@ impl OpenRaster {
         (x0, y0, x1, y1): (u32, u32, u32, u32),
         max_side: u32,
     ) -> Result<RgbImage, RasterError> {
+        let (w, h) = (x1.saturating_sub(x0), y1.saturating_sub(y0));
+        let scale = (max_side as f64 / w.max(h) as f64).min(1.0);
+        let ow = ((w as f64 * scale).round() as u32).max(1);
+        let oh = ((h as f64 * scale).round() as u32).max(1);
+        self.read_rgb_window_sized(bands, (x0, y0, x1, y1), (ow, oh))
+    }
+
+    /// As [`read_rgb_window`](Self::read_rgb_window), resampled to exactly `ow`×`oh` pixels
+    /// (GDAL reads from overviews where the raster has them and the size is smaller).
+    pub fn read_rgb_window_sized(
+        &self,
+        bands: &BandSelection,
+        (x0, y0, x1, y1): (u32, u32, u32, u32),
+        (ow, oh): (u32, u32),
+    ) -> Result<RgbImage, RasterError> {
         let chosen = bands.resolve_with(self.info.band_count, self.rgb_bands())?;
-        if x1 > self.info.width || y1 > self.info.height || x0 >= x1 || y0 >= y1 {
+        if x1 > self.info.width || y1 > self.info.height || x0 >= x1 || y0 >= y1 || ow == 0 || oh == 0
+        {
             return Err(RasterError::Invalid(format!(
                 "window {x0},{y0}..{x1},{y1} is outside the {}×{} image",
                 self.info.width, self.info.height
             )));
         }
         let (w, h) = (x1 - x0, y1 - y0);
-        let scale = (max_side as f64 / w.max(h) as f64).min(1.0);
-        let ow = ((w as f64 * scale).round() as u32).max(1);
-        let oh = ((h as f64 * scale).round() as u32).max(1);
+        let downsampled = ow < w || oh < h;
         let n = ow as usize * oh as usize;
         let mut valid = vec![true; n];
         let mut planes: Vec<Vec<u8>> = Vec::with_capacity(3);
@@ -169,7 +183,7 @@ impl OpenRaster {
                     .mask_flags()
                     .map(|f| !f.is_all_valid())
                     .unwrap_or(false);
-            let resample = if has_invalid || scale >= 1.0 {
+            let resample = if has_invalid || !downsampled {
                 ResampleAlg::NearestNeighbour
             } else {
                 ResampleAlg::Average
@@ -222,7 +236,7 @@ impl OpenRaster {
     }
 
     /// The 1-based indexes of the bands labelled red, green and blue, when all three are.
-    fn rgb_bands(&self) -> Option<[usize; 3]> {
+    pub(super) fn rgb_bands(&self) -> Option<[usize; 3]> {
         let find = |wanted: ColorInterpretation| {
             (1..=self.info.band_count).find(|&i| {
                 self.dataset

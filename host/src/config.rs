@@ -428,9 +428,13 @@ impl Config {
                 self.server.max_pixels
             );
         }
-        if self.tiling.tile_size < 256 || self.tiling.tile_overlap * 2 >= self.tiling.tile_size {
+        if self.tiling.tile_size < 256
+            || self.tiling.tile_size > 4096
+            || self.tiling.tile_overlap < 32
+            || self.tiling.tile_overlap * 2 >= self.tiling.tile_size
+        {
             bail!(
-                "tiling.tile_size must be at least 256 and more than twice tiling.tile_overlap (got {} and {})",
+                "tiling.tile_size must be 256 to 4096 and more than twice tiling.tile_overlap, which must be at least 32 (got {} and {})",
                 self.tiling.tile_size,
                 self.tiling.tile_overlap
             );

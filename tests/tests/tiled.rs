@@ -5,7 +5,7 @@ mod common;
 
 use common::rasters::{feature_polygons, iou, BLUE, GREEN, RED, UTM_GT, YELLOW};
 use common::Server;
-use gdal::raster::{Buffer, RasterCreationOptions};
+use gdal::raster::RasterCreationOptions;
 use gdal::spatial_ref::SpatialRef;
 use gdal::DriverManager;
 
@@ -163,8 +163,8 @@ fn a_sparse_raster_above_max_pixels_is_segmented_tile_by_tile() {
         .map(|v| v.to_str().unwrap().to_string());
     let text = r.text().unwrap();
     assert_eq!(status, 200, "{text}");
-    let fc = geojson::FeatureCollection::try_from(text.parse::<geojson::GeoJson>().unwrap())
-        .unwrap();
+    let fc =
+        geojson::FeatureCollection::try_from(text.parse::<geojson::GeoJson>().unwrap()).unwrap();
     let polys = feature_polygons(&fc);
 
     // Tiles: 14×14, most of them never written or nodata.
@@ -252,8 +252,8 @@ fn tiling_fields_are_checked() {
     let status = r.status().as_u16();
     let text = r.text().unwrap();
     assert_eq!(status, 200, "{text}");
-    let fc = geojson::FeatureCollection::try_from(text.parse::<geojson::GeoJson>().unwrap())
-        .unwrap();
+    let fc =
+        geojson::FeatureCollection::try_from(text.parse::<geojson::GeoJson>().unwrap()).unwrap();
     let polys = feature_polygons(&fc);
     assert_eq!(polys.len(), 1, "{text}");
     let red = footprint(&block(100, 100, 300, 300, RED));
@@ -307,8 +307,8 @@ fn segment_sparse(size: usize, fields: &[(&str, &str)]) -> (f64, u64, String) {
         .unwrap_or_default();
     let text = r.text().unwrap();
     assert_eq!(status, 200, "{text}");
-    let fc = geojson::FeatureCollection::try_from(text.parse::<geojson::GeoJson>().unwrap())
-        .unwrap();
+    let fc =
+        geojson::FeatureCollection::try_from(text.parse::<geojson::GeoJson>().unwrap()).unwrap();
     let polys = feature_polygons(&fc);
     let red = footprint(&block(x + 64, y + 64, x + 128, y + 128, RED));
     assert!(
@@ -320,7 +320,11 @@ fn segment_sparse(size: usize, fields: &[(&str, &str)]) -> (f64, u64, String) {
 
 #[test]
 fn memory_is_bounded_by_the_tile_on_a_50000_px_raster() {
-    let (_, rss, tiles) = segment_sparse(50_000, &[("points_per_side", "16")]);
+    let (seconds, rss, tiles) = segment_sparse(50_000, &[("points_per_side", "16")]);
+    eprintln!(
+        "50000²: {seconds:.1} s, peak RSS {} MiB, {tiles}",
+        rss >> 20
+    );
     assert!(tiles.starts_with("total=3136,"), "{tiles}");
     assert!(
         rss <= 2_684_354_560,

@@ -206,7 +206,8 @@ pub struct AutomaticForm {
     #[schema(default = defaults::confidence_threshold)]
     pub confidence_threshold: f64,
     /// Bands used as R,G,B, 1-based, e.g. "4,3,2".
-    pub bands: Option<String>,    /// auto: tile rasters whose longest side exceeds `[tiling] auto_above_px` (or when
+    pub bands: Option<String>,
+    /// auto: tile rasters whose longest side exceeds `[tiling] auto_above_px` (or when
     /// `resolution` is given); on: always tile; off: look at the whole raster once, downsampled
     /// to the model's input (the seed's behaviour). Tiles are segmented at native resolution and
     /// merged (README, "Tiled segmentation").

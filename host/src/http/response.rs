@@ -37,7 +37,10 @@ pub fn formatted(result: PipelineOutput) -> Response {
         HeaderValue::from_static(if result.cache_hit { "hit" } else { "miss" }),
     );
     headers.insert(MASKS_HEADER, HeaderValue::from(result.mask_count));
-    if let Some(Ok(v)) = result.tiles.map(|t| HeaderValue::from_str(&t.header_value())) {
+    if let Some(Ok(v)) = result
+        .tiles
+        .map(|t| HeaderValue::from_str(&t.header_value()))
+    {
         headers.insert(TILES_HEADER, v);
     }
     if let Ok(v) = HeaderValue::from_str(&stages.header_value()) {

@@ -46,7 +46,15 @@ pub fn run(state: &AppState, mut request: AutomaticRequest) -> Result<PipelineOu
         |_, info| tiling.plan(info, single_look_max),
     )?;
     if let Some(plan) = prepared.checked {
-        return run_tiled(state, &request, prepared.raster, &prepared.info, prepared.model, plan, prepared.stages);
+        return run_tiled(
+            state,
+            &request,
+            prepared.raster,
+            &prepared.info,
+            prepared.model,
+            plan,
+            prepared.stages,
+        );
     }
     let (raster, info, sha256) = (prepared.raster, prepared.info, prepared.sha256);
     let mut stages = prepared.stages;
@@ -68,8 +76,15 @@ pub fn run(state: &AppState, mut request: AutomaticRequest) -> Result<PipelineOu
             Ok(masks)
         }
         LoadedModel::Promptable(model) => {
-            let (masks, hit) =
-                generate_whole(state, &request, &sha256, raster, info.width, info.height, &model)?;
+            let (masks, hit) = generate_whole(
+                state,
+                &request,
+                &sha256,
+                raster,
+                info.width,
+                info.height,
+                &model,
+            )?;
             cache_hit = hit;
             stages.mark("generate");
             Ok(masks)
@@ -129,9 +144,19 @@ fn generate_whole(
             )?;
             Ok(model.encode(&rgb, crop.width(), crop.height())?)
         });
-        result.map(|(e, _)| e).map_err(|e| keep_failure(&failure, e))
+        result
+            .map(|(e, _)| e)
+            .map_err(|e| keep_failure(&failure, e))
     };
-    let masks = run_generator(model.as_ref(), deadline, &failure, width, height, &embed_crop, &request.params)?;
+    let masks = run_generator(
+        model.as_ref(),
+        deadline,
+        &failure,
+        width,
+        height,
+        &embed_crop,
+        &request.params,
+    )?;
     Ok((masks, cache_hit))
 }
 
@@ -190,8 +215,11 @@ fn run_tiled(
     let source = TiledRaster::new(raster, plan.grid, common.bands.clone());
     let (tiles, counts) = match model {
         LoadedModel::Sam3(model) => {
-            let mut detector = TileDetector::new(&model, SAM3_EVERYTHING, request.confidence_threshold)?;
-            run_tiles(&plan, &source, common, |tile| detector.detect(&source, tile))?
+            let mut detector =
+                TileDetector::new(&model, SAM3_EVERYTHING, request.confidence_threshold)?;
+            run_tiles(&plan, &source, common, |tile| {
+                detector.detect(&source, tile)
+            })?
         }
         LoadedModel::Promptable(model) => {
             let side = model.input_side();
@@ -224,7 +252,12 @@ fn run_tiled(
         }
     };
     stages.mark("tiles");
-    let mut masks = merge(tiles, grid_info.width, grid_info.height, request.params.box_nms_thresh);
+    let mut masks = merge(
+        tiles,
+        grid_info.width,
+        grid_info.height,
+        request.params.box_nms_thresh,
+    );
     number_masks(&mut masks);
     stages.mark("merge");
     let mut output = finish(state, common, &grid_info, masks, false, stages)?;

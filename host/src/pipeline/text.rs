@@ -57,7 +57,15 @@ pub fn run(state: &AppState, mut request: TextRequest) -> Result<PipelineOutput,
     };
     let mut stages = prepared.stages;
     if let Some(plan) = prepared.checked {
-        return run_tiled(state, &request, prepared.raster, &prepared.info, &model, plan, stages);
+        return run_tiled(
+            state,
+            &request,
+            prepared.raster,
+            &prepared.info,
+            &model,
+            plan,
+            stages,
+        );
     }
     if detections::FORMATS.contains(&request.common.output_format.as_str()) {
         return detector_boxes(
@@ -119,9 +127,7 @@ impl<'a> TileDetector<'a> {
     /// The masks found in `tile`, in the tile's pixel frame.
     pub fn detect(&mut self, source: &TiledRaster, tile: &Tile) -> Result<Vec<Mask>, AppError> {
         let rgb = source.read(tile.window(), self.model.input_side())?;
-        let embedding = self
-            .model
-            .encode_image(&rgb, tile.width(), tile.height())?;
+        let embedding = self.model.encode_image(&rgb, tile.width(), tile.height())?;
         drop(rgb);
         let found =
             self.model
@@ -146,7 +152,9 @@ fn run_tiled(
     let grid_info = plan.grid.info(info);
     let source = TiledRaster::new(raster, plan.grid, common.bands.clone());
     let mut detector = TileDetector::new(model, &request.prompt, request.confidence_threshold)?;
-    let (tiles, counts) = run_tiles(&plan, &source, common, |tile| detector.detect(&source, tile))?;
+    let (tiles, counts) = run_tiles(&plan, &source, common, |tile| {
+        detector.detect(&source, tile)
+    })?;
     stages.mark("tiles");
     let mut masks = merge(tiles, grid_info.width, grid_info.height, MERGE_NMS_IOU);
     number_masks(&mut masks);

@@ -61,7 +61,10 @@ impl OpenRaster {
                 && status & COVERAGE_UNIMPLEMENTED == 0;
             any_stored |= !empty;
             let masked = band.no_data_value().is_some()
-                || band.mask_flags().map(|f| !f.is_all_valid()).unwrap_or(false);
+                || band
+                    .mask_flags()
+                    .map(|f| !f.is_all_valid())
+                    .unwrap_or(false);
             if !masked || empty {
                 continue;
             }
@@ -139,16 +142,23 @@ mod tests {
         let bands = BandSelection::default();
         // Never written: empty without reading a pixel.
         assert_eq!(
-            raster.window_content(&bands, (0, 0, 512, 512), (512, 512)).unwrap(),
+            raster
+                .window_content(&bands, (0, 0, 512, 512), (512, 512))
+                .unwrap(),
             WindowContent::Empty
         );
         // Written block, but the window holds only nodata pixels of it.
         assert_eq!(
-            raster.window_content(&bands, (1030, 260, 1090, 290), (60, 30)).unwrap(),
+            raster
+                .window_content(&bands, (1030, 260, 1090, 290), (60, 30))
+                .unwrap(),
             WindowContent::Empty
         );
         // The data block: valid exactly where it was written.
-        match raster.window_content(&bands, (1000, 200, 1300, 500), (300, 300)).unwrap() {
+        match raster
+            .window_content(&bands, (1000, 200, 1300, 500), (300, 300))
+            .unwrap()
+        {
             WindowContent::Data { valid: Some(v) } => {
                 assert_eq!(v.iter().filter(|&&b| b).count(), 100 * 100);
                 assert!(v[150 * 300 + 150] && !v[50 * 300 + 50]);

@@ -155,7 +155,12 @@ impl OpenRaster {
         (ow, oh): (u32, u32),
     ) -> Result<RgbImage, RasterError> {
         let chosen = bands.resolve_with(self.info.band_count, self.rgb_bands())?;
-        if x1 > self.info.width || y1 > self.info.height || x0 >= x1 || y0 >= y1 || ow == 0 || oh == 0
+        if x1 > self.info.width
+            || y1 > self.info.height
+            || x0 >= x1
+            || y0 >= y1
+            || ow == 0
+            || oh == 0
         {
             return Err(RasterError::Invalid(format!(
                 "window {x0},{y0}..{x1},{y1} is outside the {}×{} image",

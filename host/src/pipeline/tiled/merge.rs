@@ -167,7 +167,10 @@ pub fn merge(tiles: Vec<TileMasks>, width: u32, height: u32, iou_thresh: f32) ->
 fn final_nms(masks: Vec<(Mask, RowRuns)>, iou_thresh: f32) -> Vec<Mask> {
     const CELL: u32 = 256;
     let scores: Vec<f32> = masks.iter().map(|(m, _)| m.score).collect();
-    let boxes: Vec<XyxyBox> = masks.iter().map(|(m, _)| XyxyBox::of_bbox(&m.bbox)).collect();
+    let boxes: Vec<XyxyBox> = masks
+        .iter()
+        .map(|(m, _)| XyxyBox::of_bbox(&m.bbox))
+        .collect();
     let cells = |m: &Mask| {
         let b = m.bbox;
         let (cx0, cy0) = (b.x / CELL, b.y / CELL);
@@ -318,7 +321,14 @@ mod tests {
     fn boxes(masks: &[Mask]) -> Vec<(u32, u32, u32, u32)> {
         let mut b: Vec<_> = masks
             .iter()
-            .map(|m| (m.bbox.x, m.bbox.y, m.bbox.x + m.bbox.width, m.bbox.y + m.bbox.height))
+            .map(|m| {
+                (
+                    m.bbox.x,
+                    m.bbox.y,
+                    m.bbox.x + m.bbox.width,
+                    m.bbox.y + m.bbox.height,
+                )
+            })
             .collect();
         b.sort_unstable();
         b
@@ -343,7 +353,12 @@ mod tests {
         let a = (850, 100, 1100, 150);
         let b = (850, 150, 1100, 200); // touches a along y = 150
         let c = (850, 400, 1100, 450);
-        let out = merge(tiles_seeing(&[(a, 0.9), (b, 0.8), (c, 0.9)]), 2600, 600, 0.7);
+        let out = merge(
+            tiles_seeing(&[(a, 0.9), (b, 0.8), (c, 0.9)]),
+            2600,
+            600,
+            0.7,
+        );
         assert_eq!(boxes(&out), vec![a, b, c]);
     }
 
@@ -355,7 +370,7 @@ mod tests {
         let crossing = (1000, 50, 1060, 90);
         let tiles = tiles_seeing(&[(dup, 0.9), (crossing, 0.9)]);
         let out = merge(tiles, 2600, 600, 0.7);
-        assert_eq!(boxes(&out), vec![crossing, dup]);
+        assert_eq!(boxes(&out), vec![dup, crossing]);
     }
 
     #[test]
@@ -378,6 +393,10 @@ mod tests {
         let out = merge(tiles, 2600, 600, 0.7);
         assert_eq!(boxes(&out), vec![object]);
         let expected = (0.9 * 924.0 + 0.6 * 404.0) / (924.0 + 404.0);
-        assert!((out[0].score as f64 - expected).abs() < 1e-4, "{}", out[0].score);
+        assert!(
+            (out[0].score as f64 - expected).abs() < 1e-4,
+            "{}",
+            out[0].score
+        );
     }
 }

@@ -344,33 +344,67 @@ mod tests {
         assert_eq!(t[2].window(), (976, 0, 2000, 900));
         assert_eq!(t[2].index, 2);
         let one = TilePlan::new(WorkingGrid::native(&info(500, 300, None)), 1024, 128);
-        assert_eq!(one.tiles().map(|t| t.window()).collect::<Vec<_>>(), vec![(0, 0, 500, 300)]);
+        assert_eq!(
+            one.tiles().map(|t| t.window()).collect::<Vec<_>>(),
+            vec![(0, 0, 500, 300)]
+        );
     }
 
     #[test]
     fn auto_tiles_large_rasters_and_off_keeps_the_pixel_limit() {
         let config = Config::default();
         let auto = TilingRequest::new(&config, "auto", None, None, None).unwrap();
-        assert!(auto.plan(&info(4096, 100, None), u64::MAX).unwrap().is_none());
-        assert_eq!(auto.plan(&info(4097, 100, None), u64::MAX).unwrap().unwrap().cols, 5);
+        assert!(auto
+            .plan(&info(4096, 100, None), u64::MAX)
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            auto.plan(&info(4097, 100, None), u64::MAX)
+                .unwrap()
+                .unwrap()
+                .cols,
+            5
+        );
         let off = TilingRequest::new(&config, "off", None, None, None).unwrap();
-        assert_eq!(off.plan(&info(6000, 6000, None), 1000).unwrap_err().status, 413);
+        assert_eq!(
+            off.plan(&info(6000, 6000, None), 1000).unwrap_err().status,
+            413
+        );
         for (size, overlap) in [(Some(100), None), (Some(512), Some(256)), (None, Some(8))] {
             let e = TilingRequest::new(&config, "on", size, overlap, None).unwrap_err();
             assert_eq!(e.status, 400, "{}", e.detail);
         }
-        assert_eq!(TilingRequest::new(&config, "sometimes", None, None, None).unwrap_err().status, 400);
+        assert_eq!(
+            TilingRequest::new(&config, "sometimes", None, None, None)
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 
     #[test]
     fn resolution_makes_a_coarser_grid_with_its_geotransform() {
-        let raster = info(10000, 5000, Some([500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5]));
+        let raster = info(
+            10000,
+            5000,
+            Some([500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5]),
+        );
         let grid = WorkingGrid::at_resolution(&raster, 2.0).unwrap();
         assert_eq!((grid.width, grid.height), (2500, 1250));
         assert_eq!(grid.source_window((100, 10, 200, 20)), (400, 40, 800, 80));
         let gt = grid.info(&raster).georef.geotransform.unwrap();
         assert_eq!(gt, [500000.0, 2.0, 0.0, 4000000.0, 0.0, -2.0]);
-        assert_eq!(WorkingGrid::at_resolution(&raster, 0.25).unwrap_err().status, 400);
-        assert_eq!(WorkingGrid::at_resolution(&info(10, 10, None), 1.0).unwrap_err().status, 400);
+        assert_eq!(
+            WorkingGrid::at_resolution(&raster, 0.25)
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            WorkingGrid::at_resolution(&info(10, 10, None), 1.0)
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 }

@@ -186,11 +186,19 @@ mod tests {
     #[test]
     fn intersects_unites_and_counts_in_a_rectangle() {
         let a = RowRuns::from_spans(vec![
-            Span { y: 0, x0: 0, x1: 10 },
+            Span {
+                y: 0,
+                x0: 0,
+                x1: 10,
+            },
             Span { y: 1, x0: 5, x1: 8 },
         ]);
         let b = RowRuns::from_spans(vec![
-            Span { y: 0, x0: 8, x1: 20 },
+            Span {
+                y: 0,
+                x0: 8,
+                x1: 20,
+            },
             Span { y: 1, x0: 0, x1: 6 },
             Span { y: 2, x0: 0, x1: 6 },
         ]);

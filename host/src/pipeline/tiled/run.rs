@@ -196,7 +196,11 @@ fn to_grid(masks: Vec<Mask>, tile: &Tile, valid: Option<&[bool]>) -> Vec<Mask> {
             let Some(valid) = valid else { return true };
             let mut inside = 0u64;
             m.for_each_pixel(|x, y| {
-                if valid.get(y as usize * w + x as usize).copied().unwrap_or(false) {
+                if valid
+                    .get(y as usize * w + x as usize)
+                    .copied()
+                    .unwrap_or(false)
+                {
                     inside += 1;
                 }
             });

@@ -17,6 +17,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::forms::{AutomaticForm, PredictForm, TextForm, BACKENDS};
 use crate::config::{model_ids, Config, MODEL_VERSIONS};
+use crate::pipeline::tiled::TILING_MODES;
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -82,6 +83,9 @@ pub fn document(config: &Config, formats: &[String]) -> Value {
         }
         set_enum(&mut props["model_id"], ids);
         set_enum(&mut props["output_format"], formats);
+        if schema != "PredictForm" {
+            set_enum(&mut props["tiling"], &TILING_MODES);
+        }
         if schema == "TextForm" {
             set_enum(&mut props["backend"], &BACKENDS);
             props["model_id"]["default"] = json!("facebook/sam3");
@@ -244,6 +248,11 @@ mod tests {
         assert_eq!(auto["model_version"]["default"], "sam3");
         assert_eq!(auto["points_per_side"]["default"], 32);
         assert_eq!(auto["pred_iou_thresh"]["default"], 0.8);
+        assert_eq!(auto["tiling"]["enum"], json!(["auto", "on", "off"]));
+        assert_eq!(auto["tiling"]["default"], "auto");
+        assert!(auto["resolution"].is_object() && auto["tile_overlap"].is_object());
+        let text_tiling = &schemas["TextForm"]["properties"]["tiling"]["enum"];
+        assert_eq!(text_tiling, &json!(["auto", "on", "off"]));
         let predict = &schemas["PredictForm"]["properties"];
         assert_eq!(predict["model_version"]["default"], "sam2");
         // Optional fields are nullable: null (absent) is allowed too.

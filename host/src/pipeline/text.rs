@@ -165,19 +165,7 @@ fn run_tiled(
         return Ok(output);
     }
     let kept = apply_filters(state, common, &grid_info, masks)?;
-    let found: Vec<Detection> = kept
-        .into_iter()
-        .map(|mask| {
-            let b = mask.bbox;
-            let bbox = [
-                b.x as f64,
-                b.y as f64,
-                (b.x + b.width) as f64,
-                (b.y + b.height) as f64,
-            ];
-            Detection { mask, bbox }
-        })
-        .collect();
+    let found: Vec<Detection> = kept.into_iter().map(box_of_mask).collect();
     let listed: Vec<&Detection> = found.iter().collect();
     let output = detections::format(&common.output_format, &grid_info, &listed);
     stages.mark("plugins");
@@ -190,6 +178,18 @@ fn run_tiled(
         model_id: common.model_id.clone(),
         tiles: Some(counts),
     })
+}
+
+/// A detection whose box is its mask's pixel extent.
+fn box_of_mask(mask: Mask) -> Detection {
+    let b = mask.bbox;
+    let bbox = [
+        b.x as f64,
+        b.y as f64,
+        (b.x + b.width) as f64,
+        (b.y + b.height) as f64,
+    ];
+    Detection { mask, bbox }
 }
 
 /// IoU above which the final NMS of a tiled text run drops a duplicate (the generator's
@@ -208,16 +208,29 @@ fn detector_boxes(
 ) -> Result<PipelineOutput, AppError> {
     let common = &request.common;
     let info = raster.info().clone();
-    let (found, cache_hit) = detect_prompt(
-        state,
-        common,
-        &sha256,
-        raster,
-        model,
-        &request.prompt,
-        request.confidence_threshold,
-        &mut stages,
-    )?;
+    // One tile for the progress contract: resumed masks come back with their own boxes.
+    let mut cache_hit = false;
+    let mut found: Vec<Detection> = Vec::new();
+    single_look(common, || {
+        let (detected, hit) = detect_prompt(
+            state,
+            common,
+            &sha256,
+            raster,
+            model,
+            &request.prompt,
+            request.confidence_threshold,
+            &mut stages,
+        )?;
+        cache_hit = hit;
+        found = detected;
+        Ok(found.iter().map(|d| d.mask.clone()).collect())
+    })
+    .map(|masks| {
+        if found.is_empty() {
+            found = masks.into_iter().map(box_of_mask).collect();
+        }
+    })?;
     let kept: std::collections::HashSet<u32> = apply_filters(
         state,
         common,

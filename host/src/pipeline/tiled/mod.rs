@@ -12,5 +12,5 @@ pub mod rows;
 pub mod run;
 
 pub use merge::{merge, TileMasks};
-pub use plan::{Tile, TilePlan, TilingMode, TilingRequest, WorkingGrid};
+pub use plan::{Tile, TilePlan, TilingMode, TilingRequest, WorkingGrid, TILING_MODES};
 pub use run::{run_tiles, single_look, TileCounts, TiledRaster};

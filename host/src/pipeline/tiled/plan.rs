@@ -6,6 +6,9 @@ use crate::error::AppError;
 use crate::masks::Georef;
 use crate::raster::RasterInfo;
 
+/// The values of the `tiling` form field.
+pub const TILING_MODES: [&str; 3] = ["auto", "on", "off"];
+
 /// The `tiling` form field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TilingMode {

@@ -22,6 +22,9 @@ pub struct RasterLimits {
 
 /// Largest block (tile or strip) accepted for an image smaller than this, in pixels: 4096×4096.
 const MIN_BLOCK_LIMIT: u64 = 4096 * 4096;
+/// Largest block accepted whatever the image's size (the default `max_pixels`): reading any
+/// window of a tiled run decodes whole blocks, so a huge image in one block would need them all.
+const MAX_BLOCK_LIMIT: u64 = 1 << 28;
 
 /// A `/vsimem/` file that GDAL owns; unlinked (and freed) on drop.
 struct VsiMemFile(PathBuf);
@@ -88,8 +91,9 @@ impl OpenRaster {
         }
         // A tiny file can declare huge tiles or strips (a 9×4 image in 65340×65295 tiles, found
         // by fuzzing): GDAL allocates a whole block (here 4 GB) to read any pixel of it. Blocks
-        // larger than the image, or than MIN_BLOCK_LIMIT pixels for small images, are refused.
-        let block_limit = pixels.max(MIN_BLOCK_LIMIT);
+        // larger than the image (or MIN_BLOCK_LIMIT pixels for small images, MAX_BLOCK_LIMIT for
+        // huge ones) are refused.
+        let block_limit = pixels.clamp(MIN_BLOCK_LIMIT, MAX_BLOCK_LIMIT);
         for index in 1..=band_count {
             let Ok(band) = dataset.rasterband(index) else {
                 continue;

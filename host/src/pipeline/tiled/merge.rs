@@ -129,10 +129,8 @@ pub fn merge(tiles: Vec<TileMasks>, width: u32, height: u32, iou_thresh: f32) ->
         }
     }
     let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
-    for i in 0..entries.len() {
-        if !dropped[i] {
-            members.entry(groups.root(i)).or_default().push(i);
-        }
+    for (i, _) in dropped.iter().enumerate().filter(|(_, &d)| !d) {
+        members.entry(groups.root(i)).or_default().push(i);
     }
     let mut roots: Vec<usize> = members.keys().copied().collect();
     roots.sort_unstable();
@@ -305,7 +303,10 @@ mod tests {
     }
 
     /// Every tile's view of the given objects.
-    fn tiles_seeing(objects: &[((u32, u32, u32, u32), f32)]) -> Vec<TileMasks> {
+    /// A rectangle x0, y0, x1, y1.
+    type Rect = (u32, u32, u32, u32);
+
+    fn tiles_seeing(objects: &[(Rect, f32)]) -> Vec<TileMasks> {
         plan()
             .tiles()
             .map(|tile| TileMasks {

@@ -34,8 +34,15 @@ use crate::state::AppState;
         super::segment::predict,
         super::segment::automatic,
         super::segment::text,
+        super::processes::list,
+        super::processes::describe,
+        super::processes::execute,
+        super::jobs::list,
+        super::jobs::status,
+        super::jobs::results,
+        super::jobs::dismiss,
     ),
-    components(schemas(PredictForm, AutomaticForm, TextForm, ErrorDetail))
+    components(schemas(PredictForm, AutomaticForm, TextForm, ErrorDetail, super::jobs::StatusInfo, super::jobs::JobList, super::jobs::Link, super::processes::ExecuteBody))
 )]
 struct ApiDoc;
 

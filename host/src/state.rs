@@ -58,9 +58,9 @@ impl AppState {
 
     /// The jobs; 503 when this server runs none (not set up).
     pub fn jobs(&self) -> Result<&Arc<Jobs>, crate::error::AppError> {
-        self.jobs
-            .get()
-            .ok_or_else(|| crate::error::AppError::unavailable("Jobs are not available on this server"))
+        self.jobs.get().ok_or_else(|| {
+            crate::error::AppError::unavailable("Jobs are not available on this server")
+        })
     }
 
     /// Sets the jobs once, at start-up.

@@ -139,10 +139,7 @@ impl InferenceLimiter {
 
     /// Waits (blocking the calling thread, polling) for a background slot; `None` once
     /// `stop()` says to give up. For blocking threads only.
-    pub fn acquire_background_blocking(
-        &self,
-        stop: impl Fn() -> bool,
-    ) -> Option<BackgroundPermit> {
+    pub fn acquire_background_blocking(&self, stop: impl Fn() -> bool) -> Option<BackgroundPermit> {
         loop {
             if stop() {
                 return None;

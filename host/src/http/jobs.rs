@@ -16,7 +16,8 @@ use crate::jobs::{JobRecord, JobStatus};
 use crate::state::AppState;
 
 /// OGC exception types.
-pub const NO_SUCH_JOB: &str = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/no-such-job";
+pub const NO_SUCH_JOB: &str =
+    "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/no-such-job";
 pub const RESULT_NOT_READY: &str =
     "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/result-not-ready";
 pub const NO_SUCH_PROCESS: &str =
@@ -150,7 +151,10 @@ pub fn job_accepted(status: StatusCode, job: &JobRecord) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!("/jobs/{}", job.id)) {
         headers.insert(header::LOCATION, v);
     }
-    headers.insert(PREFERENCE_APPLIED, HeaderValue::from_static("respond-async"));
+    headers.insert(
+        PREFERENCE_APPLIED,
+        HeaderValue::from_static("respond-async"),
+    );
     response
 }
 
@@ -168,7 +172,9 @@ fn number(query: &HashMap<String, String>, name: &str, default: usize) -> Result
     match query.get(name) {
         None => Ok(default),
         Some(v) => v.trim().parse().map_err(|_| {
-            AppError::bad_request(format!("{name} must be a whole number 0 or more (got '{v}')"))
+            AppError::bad_request(format!(
+                "{name} must be a whole number 0 or more (got '{v}')"
+            ))
         }),
     }
 }
@@ -202,7 +208,10 @@ pub async fn list(
     }
     if offset > 0 {
         links.push(Link::new(
-            format!("/jobs?limit={limit}&offset={}", offset.saturating_sub(limit)),
+            format!(
+                "/jobs?limit={limit}&offset={}",
+                offset.saturating_sub(limit)
+            ),
             "prev",
             "application/json",
         ));
@@ -241,7 +250,9 @@ pub async fn results(
     let jobs = state.jobs().map_err(IntoResponse::into_response)?;
     match jobs.result(&id).await.map_err(job_error)? {
         Ok((job, bytes)) => {
-            let result = job.result.unwrap_or_else(|| unreachable!("checked by Jobs::result"));
+            let result = job
+                .result
+                .unwrap_or_else(|| unreachable!("checked by Jobs::result"));
             let mut response = bytes.into_response();
             let headers = response.headers_mut();
             headers.insert(

@@ -41,7 +41,10 @@ pub fn router(state: AppState) -> Router {
         .route("/segment/text", post(segment::text))
         .route("/processes", get(processes::list))
         .route("/processes/{process_id}", get(processes::describe))
-        .route("/processes/{process_id}/execution", post(processes::execute))
+        .route(
+            "/processes/{process_id}/execution",
+            post(processes::execute),
+        )
         .route("/jobs", get(jobs::list))
         .route("/jobs/{job_id}", get(jobs::status).delete(jobs::dismiss))
         .route("/jobs/{job_id}/results", get(jobs::results))

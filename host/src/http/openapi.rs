@@ -42,7 +42,16 @@ use crate::state::AppState;
         super::jobs::results,
         super::jobs::dismiss,
     ),
-    components(schemas(PredictForm, AutomaticForm, TextForm, ErrorDetail, super::jobs::StatusInfo, super::jobs::JobList, super::jobs::Link, super::processes::ExecuteBody))
+    components(schemas(
+        PredictForm,
+        AutomaticForm,
+        TextForm,
+        ErrorDetail,
+        super::jobs::StatusInfo,
+        super::jobs::JobList,
+        super::jobs::Link,
+        super::processes::ExecuteBody
+    ))
 )]
 struct ApiDoc;
 

@@ -132,11 +132,14 @@ fn description(process: ProcessId, doc: &Value) -> Value {
         "schema": { "type": "string", "contentEncoding": "base64", "contentMediaType": "image/tiff" },
         "minOccurs": 0, "maxOccurs": 1,
     }));
-    inputs.insert("image_id".into(), json!({
-        "title": "image_id",
-        "description": "A raster stored with POST /images.",
-        "schema": { "type": "string" }, "minOccurs": 0, "maxOccurs": 1,
-    }));
+    inputs.insert(
+        "image_id".into(),
+        json!({
+            "title": "image_id",
+            "description": "A raster stored with POST /images.",
+            "schema": { "type": "string" }, "minOccurs": 0, "maxOccurs": 1,
+        }),
+    );
     inputs.insert("source".into(), json!({
         "title": "source",
         "description": "A path or GDAL virtual path read in place (under [inputs] allowed_sources).",
@@ -390,7 +393,14 @@ async fn execute_checked(
     let form = Form::from_fields(execution.fields.clone());
     if prefers_async(headers) {
         let jobs = state.jobs()?.clone();
-        build(&state, process, &form, ImageInput::Upload(Vec::new()), deadline).await?;
+        build(
+            &state,
+            process,
+            &form,
+            ImageInput::Upload(Vec::new()),
+            deadline,
+        )
+        .await?;
         let (image, upload) = match execution.image {
             ImageChoice::Inline(bytes) => (ImageRef::Upload, Some(bytes)),
             ImageChoice::Stored(id) => (ImageRef::Stored(id), None),
@@ -443,11 +453,14 @@ impl Planner for SegmentPlanner {
         let state = self.0.clone();
         Box::pin(async move {
             let image = match (&spec.image, input) {
-                (ImageRef::Upload, Some(path)) => ImageInput::Upload(
-                    tokio::fs::read(&path).await.map_err(|e| {
-                        AppError::internal(format!("reading the job's raster {}: {e}", path.display()))
-                    })?,
-                ),
+                (ImageRef::Upload, Some(path)) => {
+                    ImageInput::Upload(tokio::fs::read(&path).await.map_err(|e| {
+                        AppError::internal(format!(
+                            "reading the job's raster {}: {e}",
+                            path.display()
+                        ))
+                    })?)
+                }
                 (ImageRef::Upload, None) => {
                     return Err(AppError::internal("the job's uploaded raster is missing"))
                 }
@@ -480,7 +493,11 @@ mod tests {
         });
         let e = parse_execution(body.to_string().as_bytes()).unwrap();
         assert!(matches!(e.image, ImageChoice::Inline(ref b) if b == b"hello"));
-        let fields: Vec<(&str, &str)> = e.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let fields: Vec<(&str, &str)> = e
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         assert_eq!(
             fields,
             [
@@ -495,20 +512,38 @@ mod tests {
 
     #[test]
     fn bad_executions_are_refused() {
-        let status = |body: Value| parse_execution(body.to_string().as_bytes()).err().map(|e| e.status.as_u16());
+        let status = |body: Value| {
+            parse_execution(body.to_string().as_bytes())
+                .err()
+                .map(|e| e.status.as_u16())
+        };
         assert_eq!(status(json!({ "inputs": {} })), Some(422));
         assert_eq!(status(json!({ "inputs": { "image": "!!" } })), Some(400));
-        assert_eq!(status(json!({ "inputs": { "image": { "href": "http://x" } } })), Some(400));
-        assert_eq!(status(json!({ "inputs": { "image_id": "a", "source": "b" } })), Some(400));
-        assert_eq!(status(json!({ "inputs": { "image_id": "a" }, "response": "document" })), Some(400));
         assert_eq!(
-            status(json!({ "inputs": { "image_id": "a", "output_format": "png" },
-                "outputs": { "result": { "format": { "mediaType": "image/tiff" } } } })),
+            status(json!({ "inputs": { "image": { "href": "http://x" } } })),
+            Some(400)
+        );
+        assert_eq!(
+            status(json!({ "inputs": { "image_id": "a", "source": "b" } })),
+            Some(400)
+        );
+        assert_eq!(
+            status(json!({ "inputs": { "image_id": "a" }, "response": "document" })),
+            Some(400)
+        );
+        assert_eq!(
+            status(
+                json!({ "inputs": { "image_id": "a", "output_format": "png" },
+                "outputs": { "result": { "format": { "mediaType": "image/tiff" } } } })
+            ),
             Some(400)
         );
         assert_eq!(status(json!([1])), Some(400));
         assert!(parse_execution(b"{").is_err());
-        assert_eq!(status(json!({ "inputs": { "source": "/data/a.tif" } })), None);
+        assert_eq!(
+            status(json!({ "inputs": { "source": "/data/a.tif" } })),
+            None
+        );
     }
 
     #[test]
@@ -518,7 +553,10 @@ mod tests {
         let d = description(ProcessId::Automatic, &doc);
         let inputs = &d["inputs"];
         assert_eq!(inputs["points_per_side"]["schema"]["default"], 32);
-        assert!(inputs["points_per_side"]["description"].as_str().unwrap().contains("Points"));
+        assert!(inputs["points_per_side"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Points"));
         assert!(inputs["file"].is_null());
         assert!(inputs["image"].is_object() && inputs["image_id"].is_object());
         assert_eq!(d["jobControlOptions"], json!(JOB_CONTROL));

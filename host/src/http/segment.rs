@@ -14,8 +14,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::form::Form;
-use super::jobs::{job_accepted, prefers_async};
 use super::forms::{size_limits, unit_threshold, AutomaticForm, PredictForm, TextForm, BACKENDS};
+use super::jobs::{job_accepted, prefers_async};
 use super::response::formatted;
 use crate::config::{default_model_id, model_ids, MODEL_VERSIONS};
 use crate::error::AppError;
@@ -228,11 +228,16 @@ async fn segment(
     } = receive(&state, multipart).await?;
     if prefers_async(headers) {
         let jobs = state.jobs()?.clone();
-        build(&state, process, &form, ImageInput::Upload(Vec::new()), deadline).await?;
-        let mut fields: Vec<(String, String)> = form
-            .fields()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        build(
+            &state,
+            process,
+            &form,
+            ImageInput::Upload(Vec::new()),
+            deadline,
+        )
+        .await?;
+        let mut fields: Vec<(String, String)> =
+            form.fields().map(|(k, v)| (k.clone(), v.clone())).collect();
         fields.sort();
         let spec = JobSpec {
             process,
@@ -242,7 +247,14 @@ async fn segment(
         let job = jobs.submit(spec, Some(file.bytes)).await?;
         return Ok(job_accepted(axum::http::StatusCode::ACCEPTED, &job));
     }
-    let work = build(&state, process, &form, ImageInput::Upload(file.bytes), deadline).await?;
+    let work = build(
+        &state,
+        process,
+        &form,
+        ImageInput::Upload(file.bytes),
+        deadline,
+    )
+    .await?;
     run_now(&state, deadline, work).await
 }
 

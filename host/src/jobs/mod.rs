@@ -155,7 +155,10 @@ impl Jobs {
                 .map_err(|e| AppError::internal(format!("creating {}: {e}", dir.display())))?;
             if let Some(bytes) = upload {
                 std::fs::write(dir.join("input"), bytes).map_err(|e| {
-                    AppError::internal(format!("writing the job's raster to {}: {e}", dir.display()))
+                    AppError::internal(format!(
+                        "writing the job's raster to {}: {e}",
+                        dir.display()
+                    ))
                 })?;
             }
             store
@@ -319,7 +322,10 @@ impl Jobs {
 
     /// The output of a successful job: its record and bytes. 404 when unknown; the job as it
     /// is otherwise (the caller answers result-not-ready).
-    pub async fn result(&self, id: &str) -> Result<Result<(JobRecord, Vec<u8>), JobRecord>, AppError> {
+    pub async fn result(
+        &self,
+        id: &str,
+    ) -> Result<Result<(JobRecord, Vec<u8>), JobRecord>, AppError> {
         let job = self.get(id).await?;
         if job.status != JobStatus::Successful || job.result.is_none() {
             return Ok(Err(job));

@@ -376,7 +376,10 @@ mod tests {
             "a tile stored twice counts once"
         );
         let a = store.get("a").unwrap().unwrap();
-        assert_eq!((a.status, a.tiles_total, a.tiles_done), (JobStatus::Running, Some(3), 1));
+        assert_eq!(
+            (a.status, a.tiles_total, a.tiles_done),
+            (JobStatus::Running, Some(3), 1)
+        );
         assert_eq!(a.progress(), 33);
         assert_eq!(store.tile("a", 0).unwrap().as_deref(), Some(&b"m0"[..]));
         assert_eq!(store.tile("a", 1).unwrap(), None);
@@ -390,10 +393,18 @@ mod tests {
         };
         assert!(store.succeed("a", &result, 6).unwrap());
         let a = store.get("a").unwrap().unwrap();
-        assert_eq!((a.status, a.result, a.finished), (JobStatus::Successful, Some(result), Some(6)));
+        assert_eq!(
+            (a.status, a.result, a.finished),
+            (JobStatus::Successful, Some(result), Some(6))
+        );
         assert_eq!(store.tile("a", 0).unwrap(), None, "tiles go once done");
         assert!(!store.fail("a", "late", 7).unwrap(), "a finished job stays");
-        let ids: Vec<_> = store.list(0, 10).unwrap().into_iter().map(|j| j.id).collect();
+        let ids: Vec<_> = store
+            .list(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|j| j.id)
+            .collect();
         assert_eq!(ids, ["b", "a"]);
         assert_eq!(store.list(1, 10).unwrap().len(), 1);
         assert_eq!(store.unfinished().unwrap()[0].id, "b");
@@ -407,7 +418,10 @@ mod tests {
         store.put_tile("a", 0, b"x", 2).unwrap();
         let before = store.dismiss("a", 3).unwrap().unwrap();
         assert_eq!(before.status, JobStatus::Running);
-        assert!(!store.put_tile("a", 1, b"y", 4).unwrap(), "no tile after dismissal");
+        assert!(
+            !store.put_tile("a", 1, b"y", 4).unwrap(),
+            "no tile after dismissal"
+        );
         assert_eq!(store.tile("a", 1).unwrap(), None);
         assert!(!store.start("a", 4).unwrap());
         let result = JobResult {
@@ -416,7 +430,10 @@ mod tests {
             mask_count: 0,
         };
         assert!(!store.succeed("a", &result, 5).unwrap());
-        assert_eq!(store.get("a").unwrap().unwrap().status, JobStatus::Dismissed);
+        assert_eq!(
+            store.get("a").unwrap().unwrap().status,
+            JobStatus::Dismissed
+        );
         assert_eq!(store.dismiss("nope", 5).unwrap(), None);
         assert_eq!(store.finished_before(4).unwrap(), ["a"]);
         assert!(store.finished_before(3).unwrap().is_empty());

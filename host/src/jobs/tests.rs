@@ -76,7 +76,10 @@ impl JobWork for FakeWork {
             };
             all.extend(masks);
         }
-        let text: Vec<String> = all.iter().map(|m| format!("{}@{}", m.id, m.bbox.x)).collect();
+        let text: Vec<String> = all
+            .iter()
+            .map(|m| format!("{}@{}", m.id, m.bbox.x))
+            .collect();
         Ok(JobOutput {
             output: FormattedOutput {
                 content_type: "text/plain".into(),
@@ -150,7 +153,11 @@ fn setup(planner: &FakePlanner) -> Setup {
 
 /// Polls job `id` until `done` holds (30 s guard against hangs); returns every progress value
 /// seen on the way.
-async fn wait_for(jobs: &Jobs, id: &str, done: impl Fn(&JobRecord) -> bool) -> (JobRecord, Vec<u8>) {
+async fn wait_for(
+    jobs: &Jobs,
+    id: &str,
+    done: impl Fn(&JobRecord) -> bool,
+) -> (JobRecord, Vec<u8>) {
     let start = Instant::now();
     let mut seen = Vec::new();
     loop {
@@ -161,7 +168,10 @@ async fn wait_for(jobs: &Jobs, id: &str, done: impl Fn(&JobRecord) -> bool) -> (
         if done(&job) {
             return (job, seen);
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "job stuck: {job:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "job stuck: {job:?}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -183,7 +193,10 @@ async fn a_job_reports_progress_and_keeps_its_result() {
     assert_eq!(bytes, b"1@0,2@10,3@20,4@30,5@40");
     assert_eq!(record.result.unwrap().mask_count, 5);
     assert_eq!(*p.computed.lock(), [0, 1, 2, 3, 4]);
-    assert!(s.store.tile(&job.id, 0).unwrap().is_none(), "tiles are dropped once done");
+    assert!(
+        s.store.tile(&job.id, 0).unwrap().is_none(),
+        "tiles are dropped once done"
+    );
 }
 
 /// A job a previous process left running with two of four tiles stored: a new runner
@@ -232,7 +245,10 @@ async fn dismissal_stops_a_running_job_between_tiles() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let computed = p.computed.lock().len();
-    assert!(computed <= at_dismissal + 1, "stopped within one tile: {computed} vs {at_dismissal}");
+    assert!(
+        computed <= at_dismissal + 1,
+        "stopped within one tile: {computed} vs {at_dismissal}"
+    );
     assert!(computed < 50);
     let after = s.jobs.get(&job.id).await.unwrap();
     assert_eq!(after.status, JobStatus::Dismissed);
@@ -266,8 +282,22 @@ async fn failures_are_reported_and_limits_hold() {
     assert_eq!(refused.status, 503);
     // max_running = 1: one runs, two wait.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let statuses: Vec<JobStatus> = s.jobs.list(0, 10).await.unwrap().iter().map(|j| j.status).collect();
-    assert_eq!(statuses.iter().filter(|&&s| s == JobStatus::Running).count(), 1, "{statuses:?}");
+    let statuses: Vec<JobStatus> = s
+        .jobs
+        .list(0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.status)
+        .collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|&&s| s == JobStatus::Running)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
     for job in s.jobs.list(0, 10).await.unwrap() {
         s.jobs.dismiss(&job.id).await.unwrap();
     }
@@ -293,7 +323,11 @@ async fn the_sweep_deletes_expired_jobs() {
 async fn an_interactive_request_goes_before_the_next_tile() {
     let limiter = Arc::new(InferenceLimiter::new(1, 8));
     let p = planner(40, 25);
-    let s = setup_with(&p, limiter.clone(), Arc::new(sqlite::SqliteStore::in_memory().unwrap()));
+    let s = setup_with(
+        &p,
+        limiter.clone(),
+        Arc::new(sqlite::SqliteStore::in_memory().unwrap()),
+    );
     let job = s.jobs.submit(spec(), None).await.unwrap();
     wait_for(&s.jobs, &job.id, |j| j.tiles_done >= 2).await;
     for _ in 0..3 {
@@ -303,7 +337,11 @@ async fn an_interactive_request_goes_before_the_next_tile() {
         let tiles_then = p.computed.lock().len();
         // Hold the slot as a click would; the job must not compute meanwhile.
         tokio::time::sleep(Duration::from_millis(60)).await;
-        assert_eq!(p.computed.lock().len(), tiles_then, "the job waited for the slot");
+        assert_eq!(
+            p.computed.lock().len(),
+            tiles_then,
+            "the job waited for the slot"
+        );
         drop(permit);
         assert!(tiles_then < 40, "served before the job's end");
         eprintln!("interactive slot after {waited:?} (tile time 25 ms)");

@@ -353,6 +353,17 @@ fn interactive_predict_while_a_job_runs_then_dismiss() {
     assert_eq!(status(&server, &id)["status"], "dismissed");
     assert_eq!(results(&server, &id).0, 404);
     assert_eq!(server.delete("/jobs/unknown").status().as_u16(), 404);
+    // For the report: the same click on an idle server (another raster: no cached embedding).
+    let mut idle_scene = scene();
+    idle_scene.rects[0].x0 += 4;
+    let asked = Instant::now();
+    let r = server.post_form(
+        "/segment/predict",
+        Some(("scene.tif", idle_scene.geotiff())),
+        &[("model_version", "sam2"), ("point_coords", "[[80, 80]]")],
+    );
+    assert_eq!(r.status().as_u16(), 200);
+    eprintln!("the same predict on an idle server: {:?}", asked.elapsed());
 }
 
 /// `kill -9` while a job runs; the restarted server resumes it, and it succeeds with the

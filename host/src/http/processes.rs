@@ -162,18 +162,16 @@ fn description(process: ProcessId, doc: &Value) -> Value {
     out
 }
 
-/// The process named in the path; 404 `no-such-process` otherwise.
-fn process_of(id: &str) -> Result<ProcessId, Response> {
-    ProcessId::parse(id).ok_or_else(|| {
-        exception(
-            StatusCode::NOT_FOUND,
-            NO_SUCH_PROCESS,
-            format!(
-                "No process '{id}'. Processes: {}",
-                ProcessId::ALL.map(ProcessId::as_str).join(", ")
-            ),
-        )
-    })
+/// 404 `no-such-process` for a process id that is not one of ours.
+fn no_such_process(id: &str) -> Response {
+    exception(
+        StatusCode::NOT_FOUND,
+        NO_SUCH_PROCESS,
+        format!(
+            "No process '{id}'. Processes: {}",
+            ProcessId::ALL.map(ProcessId::as_str).join(", ")
+        ),
+    )
 }
 
 /// `GET /processes`: the three segment processes.
@@ -195,7 +193,9 @@ pub async fn describe(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Response> {
-    let process = process_of(&id)?;
+    let Some(process) = ProcessId::parse(&id) else {
+        return Err(no_such_process(&id));
+    };
     let doc = super::openapi::document(&state.config(), &state.plugins.format_names());
     Ok(Json(description(process, &doc)))
 }
@@ -375,7 +375,9 @@ pub async fn execute(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Response> {
-    let process = process_of(&id)?;
+    let Some(process) = ProcessId::parse(&id) else {
+        return Err(no_such_process(&id));
+    };
     execute_checked(state, process, &headers, &body)
         .await
         .map_err(IntoResponse::into_response)

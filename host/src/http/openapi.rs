@@ -126,6 +126,25 @@ pub fn document(config: &Config, formats: &[String]) -> Value {
             responses[status] = error_response(what);
         }
     }
+    // The process ids (the path is generic; the ids are ours).
+    let process_ids: Vec<&str> = crate::jobs::ProcessId::ALL
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    for path in ["/processes/{processID}", "/processes/{processID}/execution"] {
+        let item = &mut doc["paths"][path];
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            for param in op["parameters"].as_array_mut().into_iter().flatten() {
+                if param["name"] == "processID" {
+                    param["schema"]["enum"] = json!(process_ids);
+                }
+            }
+        }
+    }
     if config.server.api_key.is_some() {
         if let Some(paths) = doc["paths"].as_object_mut() {
             for (_, item) in paths.iter_mut().filter(|(p, _)| *p != "/health") {
@@ -284,6 +303,17 @@ mod tests {
             IMAGE_TYPES
         );
         assert!(text_post["responses"]["200"]["content"]["*/*"].is_null());
+        let execute = &doc["paths"]["/processes/{processID}/execution"]["post"];
+        let process_id = execute["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "processID")
+            .unwrap();
+        assert_eq!(
+            process_id["schema"]["enum"],
+            json!(["segment-automatic", "segment-text", "segment-predict"])
+        );
         let with_plugin = document(&config, &["geojson".into(), "count".into()]);
         assert!(
             with_plugin["paths"]["/segment/text"]["post"]["responses"]["200"]["content"]["*/*"]

@@ -320,9 +320,10 @@ fn interactive_predict_while_a_job_runs_then_dismiss() {
     );
     let latency = asked.elapsed();
     assert_eq!(r.status().as_u16(), 200);
+    let timing = r.headers().get("server-timing").cloned();
     let during = status(&server, &id);
     eprintln!(
-        "interactive predict while a job runs: {latency:?} (job {})",
+        "interactive predict while a job runs: {latency:?} (job {}; {timing:?})",
         during["status"]
     );
     assert_eq!(
@@ -362,8 +363,10 @@ fn interactive_predict_while_a_job_runs_then_dismiss() {
         Some(("scene.tif", idle_scene.geotiff())),
         &[("model_version", "sam2"), ("point_coords", "[[80, 80]]")],
     );
+    let latency = asked.elapsed();
     assert_eq!(r.status().as_u16(), 200);
-    eprintln!("the same predict on an idle server: {:?}", asked.elapsed());
+    let timing = r.headers().get("server-timing").cloned();
+    eprintln!("the same predict on an idle server: {latency:?} ({timing:?})");
 }
 
 /// `kill -9` while a job runs; the restarted server resumes it, and it succeeds with the

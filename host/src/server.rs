@@ -84,6 +84,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     )
     .context("loading plugins")?;
     let state = AppState::new(config.clone(), runtime, plugins);
+    start_jobs(&state, &config).await?;
     for (version, id) in &preloads {
         let state = state.clone();
         let (v, i) = (version.clone(), id.clone());
@@ -130,6 +131,32 @@ pub async fn run(cli: Cli) -> Result<()> {
             tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; exiting");
         }
     }
+    Ok(())
+}
+
+/// Opens the job store under `cache_dir`, resumes the jobs a previous process left running or
+/// accepted, and starts the sweep of expired results.
+async fn start_jobs(state: &AppState, config: &Config) -> Result<()> {
+    let planner = std::sync::Arc::new(crate::http::processes::SegmentPlanner(state.clone()));
+    let (cache_dir, limiter, jobs_config) = (
+        config.server.cache_dir.clone(),
+        state.limiter.clone(),
+        config.jobs.clone(),
+    );
+    let jobs = tokio::task::spawn_blocking(move || {
+        crate::jobs::Jobs::open(&cache_dir, planner, limiter, jobs_config)
+    })
+    .await?
+    .context("opening the job store")?;
+    state.set_jobs(jobs.clone());
+    let resumed = jobs
+        .recover()
+        .await
+        .map_err(|e| anyhow::anyhow!("resuming jobs: {}", e.detail))?;
+    if resumed > 0 {
+        tracing::info!(jobs = resumed, "resuming jobs left by the previous run");
+    }
+    jobs.spawn_sweeper();
     Ok(())
 }
 

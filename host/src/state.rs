@@ -1,11 +1,12 @@
 //! Everything a request handler needs, shared across requests.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
 use crate::cache::{EmbeddingCache, InferenceLimiter, ModelCache};
 use crate::config::Config;
+use crate::jobs::Jobs;
 use crate::models::OnnxRuntime;
 use crate::plugins::PluginHost;
 
@@ -19,8 +20,11 @@ pub struct Inner {
     pub runtime: OnnxRuntime,
     pub models: ModelCache,
     pub embeddings: EmbeddingCache,
-    pub limiter: InferenceLimiter,
+    /// Shared with the jobs, which take its slots tile by tile.
+    pub limiter: Arc<InferenceLimiter>,
     pub plugins: PluginHost,
+    /// The jobs (set once at start-up, after the state exists: they run the pipeline with it).
+    jobs: OnceLock<Arc<Jobs>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -36,10 +40,11 @@ impl AppState {
         AppState(Arc::new(Inner {
             models: ModelCache::new(config.caches.max_loaded_models),
             embeddings: EmbeddingCache::new(config.caches.embedding_cache_bytes),
-            limiter: InferenceLimiter::new(
+            limiter: Arc::new(InferenceLimiter::new(
                 config.server.max_concurrent_inferences,
                 config.server.max_queued_requests,
-            ),
+            )),
+            jobs: OnceLock::new(),
             config: RwLock::new(Arc::new(config)),
             runtime,
             plugins,
@@ -49,6 +54,18 @@ impl AppState {
     /// The configuration in force now (a request keeps the one it started with).
     pub fn config(&self) -> Arc<Config> {
         self.config.read().clone()
+    }
+
+    /// The jobs; 503 when this server runs none (not set up).
+    pub fn jobs(&self) -> Result<&Arc<Jobs>, crate::error::AppError> {
+        self.jobs.get().ok_or_else(|| {
+            crate::error::AppError::unavailable("Jobs are not available on this server")
+        })
+    }
+
+    /// Sets the jobs once, at start-up.
+    pub fn set_jobs(&self, jobs: Arc<Jobs>) {
+        let _ = self.jobs.set(jobs);
     }
 
     /// Replaces the model and plugin settings after a config reload.

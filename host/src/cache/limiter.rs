@@ -1,6 +1,10 @@
 //! At most N inferences at once, at most Q requests waiting; past that, 503 with Retry-After.
 //! A slot is held until the blocking work in it has stopped, not merely until its request was
 //! answered.
+//!
+//! Background work (a job's tiles) shares the same slots but gives way: it takes a slot only
+//! when no interactive request is waiting, and never the last free one when there are two or
+//! more, so that a click is served at once (or, with one slot, after the current tile).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,10 +20,24 @@ pub struct InferenceLimiter {
     capacity: usize,
     waiting: AtomicUsize,
     max_waiting: usize,
+    /// Slots held by background work now.
+    background: Arc<AtomicUsize>,
 }
 
 /// A running inference's slot; released on drop.
 pub struct InferencePermit(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// A slot held by background work; released (and counted out) on drop.
+pub struct BackgroundPermit {
+    _permit: OwnedSemaphorePermit,
+    background: Arc<AtomicUsize>,
+}
+
+impl Drop for BackgroundPermit {
+    fn drop(&mut self) {
+        self.background.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// A place in the wait queue, given back when dropped: when the slot is granted, and also when
 /// the waiting request is abandoned (its client disconnected or its time limit fired, which
@@ -40,6 +58,7 @@ impl InferenceLimiter {
             capacity: running.max(1),
             waiting: AtomicUsize::new(0),
             max_waiting: waiting,
+            background: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -89,6 +108,54 @@ impl InferenceLimiter {
         }
     }
 
+    /// Slots background work may hold at once: all but one when there are two or more.
+    pub fn background_capacity(&self) -> usize {
+        self.capacity.saturating_sub(1).max(1)
+    }
+
+    /// A slot for background work, when one is free, no interactive request waits, and taking
+    /// it leaves [`Self::background_capacity`] respected. Never waits.
+    pub fn try_acquire_background(&self) -> Option<BackgroundPermit> {
+        if self.waiting() > 0 {
+            return None;
+        }
+        let limit = self.background_capacity();
+        self.background
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()?;
+        match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => Some(BackgroundPermit {
+                _permit: permit,
+                background: self.background.clone(),
+            }),
+            Err(_) => {
+                self.background.fetch_sub(1, Ordering::SeqCst);
+                None
+            }
+        }
+    }
+
+    /// Waits (blocking the calling thread, polling) for a background slot; `None` once
+    /// `stop()` says to give up. For blocking threads only.
+    pub fn acquire_background_blocking(&self, stop: impl Fn() -> bool) -> Option<BackgroundPermit> {
+        loop {
+            if stop() {
+                return None;
+            }
+            if let Some(permit) = self.try_acquire_background() {
+                return Some(permit);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Slots held by background work now.
+    pub fn background(&self) -> usize {
+        self.background.load(Ordering::SeqCst)
+    }
+
     /// Inferences holding a slot now.
     pub fn running(&self) -> usize {
         self.capacity.saturating_sub(self.slots.available_permits())
@@ -105,6 +172,35 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
     use std::time::Duration;
+
+    /// Background work keeps one slot free for interactive requests, and gives way to waiting
+    /// ones.
+    #[tokio::test]
+    async fn background_work_gives_way() {
+        let limiter = InferenceLimiter::new(2, 4);
+        let job = limiter.try_acquire_background().expect("a free slot");
+        assert!(
+            limiter.try_acquire_background().is_none(),
+            "the last slot stays for interactive requests"
+        );
+        let click = limiter.acquire().await.expect("the reserved slot");
+        drop(job);
+        assert_eq!(limiter.background(), 0);
+        // One slot: a job takes it only while nobody waits.
+        let single = Arc::new(InferenceLimiter::new(1, 4));
+        let job = single.try_acquire_background().expect("free");
+        let s = single.clone();
+        let waiter = tokio::spawn(async move { s.acquire().await.map(|_| ()) });
+        until_waiting(&single, 1).await;
+        drop(job);
+        assert!(
+            single.try_acquire_background().is_none(),
+            "a waiting request goes first"
+        );
+        waiter.await.unwrap().unwrap();
+        assert!(single.try_acquire_background().is_some());
+        drop(click);
+    }
 
     /// Waits (yielding) until `n` requests are queued.
     async fn until_waiting(limiter: &InferenceLimiter, n: usize) {

@@ -6,5 +6,5 @@ mod limiter;
 mod models;
 
 pub use embeddings::{EmbeddingCache, EmbeddingKey};
-pub use limiter::{InferenceLimiter, InferencePermit};
+pub use limiter::{BackgroundPermit, InferenceLimiter, InferencePermit};
 pub use models::{ModelCache, ModelKey};

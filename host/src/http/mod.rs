@@ -5,11 +5,13 @@ mod auth;
 mod fields;
 pub mod form;
 pub mod forms;
+mod jobs;
 mod meta;
 mod observe;
 mod openapi;
 mod plugin_docs;
 mod plugins;
+pub mod processes;
 mod response;
 mod scrape;
 mod segment;
@@ -37,6 +39,15 @@ pub fn router(state: AppState) -> Router {
         .route("/segment/predict", post(segment::predict))
         .route("/segment/automatic", post(segment::automatic))
         .route("/segment/text", post(segment::text))
+        .route("/processes", get(processes::list))
+        .route("/processes/{process_id}", get(processes::describe))
+        .route(
+            "/processes/{process_id}/execution",
+            post(processes::execute),
+        )
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{job_id}", get(jobs::status).delete(jobs::dismiss))
+        .route("/jobs/{job_id}/results", get(jobs::results))
         .merge(openapi::routes())
         .merge(metrics_route(&config))
         .layer(axum::middleware::from_fn_with_state(

@@ -35,8 +35,24 @@ use crate::state::AppState;
         super::segment::predict,
         super::segment::automatic,
         super::segment::text,
+        super::processes::list,
+        super::processes::describe,
+        super::processes::execute,
+        super::jobs::list,
+        super::jobs::status,
+        super::jobs::results,
+        super::jobs::dismiss,
     ),
-    components(schemas(PredictForm, AutomaticForm, TextForm, ErrorDetail))
+    components(schemas(
+        PredictForm,
+        AutomaticForm,
+        TextForm,
+        ErrorDetail,
+        super::jobs::StatusInfo,
+        super::jobs::JobList,
+        super::jobs::Link,
+        super::processes::ExecuteBody
+    ))
 )]
 struct ApiDoc;
 
@@ -112,6 +128,25 @@ pub fn document(config: &Config, formats: &[String]) -> Value {
         responses["200"] = json!({ "description": ok, "content": content });
         for (status, what) in SEGMENT_ERRORS {
             responses[status] = error_response(what);
+        }
+    }
+    // The process ids (the path is generic; the ids are ours).
+    let process_ids: Vec<&str> = crate::jobs::ProcessId::ALL
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    for path in ["/processes/{processID}", "/processes/{processID}/execution"] {
+        let item = &mut doc["paths"][path];
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            for param in op["parameters"].as_array_mut().into_iter().flatten() {
+                if param["name"] == "processID" {
+                    param["schema"]["enum"] = json!(process_ids);
+                }
+            }
         }
     }
     if config.server.api_key.is_some() {
@@ -277,6 +312,17 @@ mod tests {
             IMAGE_TYPES
         );
         assert!(text_post["responses"]["200"]["content"]["*/*"].is_null());
+        let execute = &doc["paths"]["/processes/{processID}/execution"]["post"];
+        let process_id = execute["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "processID")
+            .unwrap();
+        assert_eq!(
+            process_id["schema"]["enum"],
+            json!(["segment-automatic", "segment-text", "segment-predict"])
+        );
         let with_plugin = document(&config, &["geojson".into(), "count".into()]);
         assert!(
             with_plugin["paths"]["/segment/text"]["post"]["responses"]["200"]["content"]["*/*"]

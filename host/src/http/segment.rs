@@ -1,18 +1,25 @@
 //! `/segment/predict`, `/segment/automatic` and `/segment/text`: check every field first (before
 //! a model loads or the upload is decoded), then run the pipeline on the blocking pool within
-//! an inference slot and the request's time limit.
+//! an inference slot and the request's time limit. With `Prefer: respond-async` the checked
+//! request becomes a job instead (202 with its `Location`).
+//!
+//! [`build`] turns a form's fields into a checked request; the OGC processes and the jobs build
+//! theirs with it too, so that every entry point accepts and refuses the same values.
 
 use std::time::Duration;
 
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::form::Form;
 use super::forms::{size_limits, unit_threshold, AutomaticForm, PredictForm, TextForm, BACKENDS};
+use super::jobs::{job_accepted, prefers_async};
 use super::response::formatted;
 use crate::config::{default_model_id, model_ids, MODEL_VERSIONS};
 use crate::error::AppError;
+use crate::jobs::{ImageRef, JobSpec, ProcessId};
 use crate::pipeline::automatic::{self, AutomaticRequest};
 use crate::pipeline::predict::{self, PredictRequest};
 use crate::pipeline::prompts::Prompts;
@@ -144,44 +151,128 @@ fn check_backend(backend: &str, model_id: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Runs `job` on the blocking pool inside an inference slot, within the request's deadline
-/// (see [`crate::cache::InferenceLimiter::run`]: the slot is kept until the job stops).
-async fn run_job(
+/// A checked segmentation request of any of the three endpoints, ready to run.
+pub enum SegmentWork {
+    Predict(PredictRequest),
+    Automatic(AutomaticRequest),
+    Text(TextRequest),
+}
+
+impl SegmentWork {
+    /// What every request carries (to set its progress sink).
+    pub fn common_mut(&mut self) -> &mut SegmentRequest {
+        match self {
+            SegmentWork::Predict(r) => &mut r.common,
+            SegmentWork::Automatic(r) => &mut r.common,
+            SegmentWork::Text(r) => &mut r.common,
+        }
+    }
+
+    /// Runs the pipeline (blocking).
+    pub fn run(self, state: &AppState) -> Result<PipelineOutput, AppError> {
+        match self {
+            SegmentWork::Predict(r) => predict::run(state, r),
+            SegmentWork::Automatic(r) => automatic::run(state, r),
+            SegmentWork::Text(r) => text::run(state, r),
+        }
+    }
+}
+
+/// Checks the text fields of `form` for `process` (400/422 naming the field, before any model
+/// loads or the raster is read) and builds the request for `image`.
+pub async fn build(
+    state: &AppState,
+    process: ProcessId,
+    form: &Form,
+    image: ImageInput,
+    deadline: Deadline,
+) -> Result<SegmentWork, AppError> {
+    Ok(match process {
+        ProcessId::Predict => {
+            SegmentWork::Predict(predict_request(state, form, image, deadline).await?)
+        }
+        ProcessId::Automatic => {
+            SegmentWork::Automatic(automatic_request(state, form, image, deadline)?)
+        }
+        ProcessId::Text => SegmentWork::Text(text_request(state, form, image, deadline)?),
+    })
+}
+
+/// Runs a checked request on the blocking pool inside an inference slot, within its deadline
+/// (see [`crate::cache::InferenceLimiter::run`]: the slot is kept until the work stops).
+pub async fn run_now(
     state: &AppState,
     deadline: Deadline,
-    job: impl FnOnce(AppState) -> Result<PipelineOutput, AppError> + Send + 'static,
+    work: SegmentWork,
 ) -> Result<Response, AppError> {
     let job_state = state.clone();
     let span = tracing::Span::current(); // the request's id on the pipeline's log lines
     state
         .limiter
-        .run(deadline, move || span.in_scope(|| job(job_state)))
+        .run(deadline, move || span.in_scope(|| work.run(&job_state)))
         .await
         .map(formatted)
 }
 
-/// `POST /segment/predict`: segmentation from points and/or boxes.
-#[utoipa::path(post, path = "/segment/predict",
-    request_body(content = super::forms::PredictForm, content_type = "multipart/form-data"),
-    responses((status = 200, description = "Masks in the requested output format"),
-        (status = 400, description = "Invalid field"), (status = 413, description = "Upload or image too large"),
-        (status = 422, description = "Missing field or wrong type"), (status = 503, description = "Busy, or model not configured")))]
-pub async fn predict(
-    State(state): State<AppState>,
+/// One `/segment/*` request: checked, then run now, or accepted as a job with
+/// `Prefer: respond-async`.
+async fn segment(
+    state: AppState,
+    headers: &HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
+    process: ProcessId,
 ) -> Result<Response, AppError> {
     let Received {
         form,
         file,
         deadline,
     } = receive(&state, multipart).await?;
+    if prefers_async(headers) {
+        let jobs = state.jobs()?.clone();
+        build(
+            &state,
+            process,
+            &form,
+            ImageInput::Upload(Vec::new()),
+            deadline,
+        )
+        .await?;
+        let mut fields: Vec<(String, String)> =
+            form.fields().map(|(k, v)| (k.clone(), v.clone())).collect();
+        fields.sort();
+        let spec = JobSpec {
+            process,
+            fields,
+            image: ImageRef::Upload,
+        };
+        let job = jobs.submit(spec, Some(file.bytes)).await?;
+        return Ok(job_accepted(axum::http::StatusCode::ACCEPTED, &job));
+    }
+    let work = build(
+        &state,
+        process,
+        &form,
+        ImageInput::Upload(file.bytes),
+        deadline,
+    )
+    .await?;
+    run_now(&state, deadline, work).await
+}
+
+/// The predict request of `form`'s fields.
+async fn predict_request(
+    state: &AppState,
+    form: &Form,
+    image: ImageInput,
+    deadline: Deadline,
+) -> Result<PredictRequest, AppError> {
     let fields: PredictForm = form.parse()?;
     let (model_version, model_id) = model_choice(
         fields.model_version.as_deref(),
         fields.model_id.as_deref(),
         &state.config().api.default_model_version_predict,
     )?;
-    let output_format = output_format(&state, &fields.output_format)?;
+    let output_format = output_format(state, &fields.output_format)?;
     let prompts = Prompts::parse(
         fields.point_coords.as_deref(),
         fields.point_labels.as_deref(),
@@ -197,14 +288,14 @@ pub async fn predict(
             .await
             .map_err(|e| AppError::internal(format!("CRS check failed: {e}")))??;
     }
-    let request = PredictRequest {
+    Ok(PredictRequest {
         common: SegmentRequest {
             model_version,
             model_id,
             output_format,
             bands,
-            image: ImageInput::Upload(file.bytes),
-            params: plugin_params(&form, min_size, max_size),
+            image,
+            params: plugin_params(form, min_size, max_size),
             deadline,
             progress: SegmentRequest::no_progress(),
         },
@@ -212,32 +303,23 @@ pub async fn predict(
         point_crs,
         multimask: fields.multimask_output,
         all_candidates: fields.all_candidates,
-    };
-    run_job(&state, deadline, move |state| predict::run(&state, request)).await
+    })
 }
 
-/// `POST /segment/automatic`: masks for everything in the image.
-#[utoipa::path(post, path = "/segment/automatic",
-    request_body(content = super::forms::AutomaticForm, content_type = "multipart/form-data"),
-    responses((status = 200, description = "Masks in the requested output format (an empty result when nothing passes the thresholds)"),
-        (status = 400, description = "Invalid field"), (status = 422, description = "Missing field or wrong type"),
-        (status = 503, description = "Busy, or model not configured")))]
-pub async fn automatic(
-    State(state): State<AppState>,
-    multipart: Result<Multipart, MultipartRejection>,
-) -> Result<Response, AppError> {
-    let Received {
-        form,
-        file,
-        deadline,
-    } = receive(&state, multipart).await?;
+/// The automatic request of `form`'s fields.
+fn automatic_request(
+    state: &AppState,
+    form: &Form,
+    image: ImageInput,
+    deadline: Deadline,
+) -> Result<AutomaticRequest, AppError> {
     let fields: AutomaticForm = form.parse()?;
     let (model_version, model_id) = model_choice(
         fields.model_version.as_deref(),
         fields.model_id.as_deref(),
         &state.config().api.default_model_version_automatic,
     )?;
-    let output_format = output_format(&state, &fields.output_format)?;
+    let output_format = output_format(state, &fields.output_format)?;
     let (foreground, unique) = (fields.foreground, fields.unique);
     let (min_size, max_size) = size_limits(fields.min_size, fields.max_size)?;
     let threads = std::thread::available_parallelism()
@@ -253,18 +335,18 @@ pub async fn automatic(
         fields.resolution,
     )?;
     let bands = BandSelection::parse(fields.bands.as_deref())?;
-    let mut params_for_plugins = plugin_params(&form, min_size, max_size);
+    let mut params_for_plugins = plugin_params(form, min_size, max_size);
     params_for_plugins.retain(|(k, _)| k != "foreground" && k != "unique");
     params_for_plugins.push(("foreground".into(), foreground.to_string()));
     params_for_plugins.push(("unique".into(), unique.to_string()));
     params_for_plugins.sort();
-    let request = AutomaticRequest {
+    Ok(AutomaticRequest {
         common: SegmentRequest {
             model_version,
             model_id,
             output_format,
             bands,
-            image: ImageInput::Upload(file.bytes),
+            image,
             params: params_for_plugins,
             deadline,
             progress: SegmentRequest::no_progress(),
@@ -272,27 +354,16 @@ pub async fn automatic(
         params,
         confidence_threshold: confidence,
         tiling,
-    };
-    run_job(&state, deadline, move |state| {
-        automatic::run(&state, request)
     })
-    .await
 }
 
-/// `POST /segment/text`: SAM3 segmentation from a text prompt.
-#[utoipa::path(post, path = "/segment/text",
-    request_body(content = super::forms::TextForm, content_type = "multipart/form-data"),
-    responses((status = 200, description = "One mask per detected instance (an empty result when nothing matches)"),
-        (status = 400, description = "Invalid field"), (status = 422, description = "Missing field or wrong type")))]
-pub async fn text(
-    State(state): State<AppState>,
-    multipart: Result<Multipart, MultipartRejection>,
-) -> Result<Response, AppError> {
-    let Received {
-        form,
-        file,
-        deadline,
-    } = receive(&state, multipart).await?;
+/// The text request of `form`'s fields.
+fn text_request(
+    state: &AppState,
+    form: &Form,
+    image: ImageInput,
+    deadline: Deadline,
+) -> Result<TextRequest, AppError> {
     let fields: TextForm = form.parse()?;
     let prompt = fields.prompt.trim().to_string();
     text::check_prompt(&prompt)?;
@@ -307,7 +378,7 @@ pub async fn text(
         None => default_model_id("sam3").unwrap_or_default().to_string(),
     };
     check_backend(&fields.backend, &model_id)?;
-    let output_format = output_format(&state, &fields.output_format)?;
+    let output_format = output_format(state, &fields.output_format)?;
     let confidence = unit_threshold(fields.confidence_threshold)?;
     let (min_size, max_size) = size_limits(fields.min_size, fields.max_size)?;
     let bands = BandSelection::parse(fields.bands.as_deref())?;
@@ -318,20 +389,63 @@ pub async fn text(
         fields.tile_overlap,
         fields.resolution,
     )?;
-    let request = TextRequest {
+    Ok(TextRequest {
         common: SegmentRequest {
             model_version: "sam3".into(),
             model_id,
             output_format,
             bands,
-            image: ImageInput::Upload(file.bytes),
-            params: plugin_params(&form, min_size, max_size),
+            image,
+            params: plugin_params(form, min_size, max_size),
             deadline,
             progress: SegmentRequest::no_progress(),
         },
         prompt,
         confidence_threshold: confidence,
         tiling,
-    };
-    run_job(&state, deadline, move |state| text::run(&state, request)).await
+    })
+}
+
+/// `POST /segment/predict`: segmentation from points and/or boxes.
+#[utoipa::path(post, path = "/segment/predict",
+    request_body(content = super::forms::PredictForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "Masks in the requested output format"),
+        (status = 202, description = "With `Prefer: respond-async`: accepted as a job (statusInfo; `Location: /jobs/{jobID}`)"),
+        (status = 400, description = "Invalid field"), (status = 413, description = "Upload or image too large"),
+        (status = 422, description = "Missing field or wrong type"), (status = 503, description = "Busy, or model not configured")))]
+pub async fn predict(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, AppError> {
+    segment(state, &headers, multipart, ProcessId::Predict).await
+}
+
+/// `POST /segment/automatic`: masks for everything in the image.
+#[utoipa::path(post, path = "/segment/automatic",
+    request_body(content = super::forms::AutomaticForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "Masks in the requested output format (an empty result when nothing passes the thresholds)"),
+        (status = 202, description = "With `Prefer: respond-async`: accepted as a job (statusInfo; `Location: /jobs/{jobID}`)"),
+        (status = 400, description = "Invalid field"), (status = 422, description = "Missing field or wrong type"),
+        (status = 503, description = "Busy, or model not configured")))]
+pub async fn automatic(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, AppError> {
+    segment(state, &headers, multipart, ProcessId::Automatic).await
+}
+
+/// `POST /segment/text`: SAM3 segmentation from a text prompt.
+#[utoipa::path(post, path = "/segment/text",
+    request_body(content = super::forms::TextForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "One mask per detected instance (an empty result when nothing matches)"),
+        (status = 202, description = "With `Prefer: respond-async`: accepted as a job (statusInfo; `Location: /jobs/{jobID}`)"),
+        (status = 400, description = "Invalid field"), (status = 422, description = "Missing field or wrong type")))]
+pub async fn text(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, AppError> {
+    segment(state, &headers, multipart, ProcessId::Text).await
 }

@@ -160,6 +160,7 @@ pub struct Server {
     pub base: String,
     pub work: PathBuf,
     pub client: Client,
+    args: Vec<String>,
 }
 
 impl Server {
@@ -176,17 +177,8 @@ impl Server {
         edit(&mut config);
         let config_path = work.join("samgeo.toml");
         std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
-        let log = std::fs::File::create(work.join("server.log")).unwrap();
-        let child = Command::new(server_binary())
-            .arg("--config")
-            .arg(&config_path)
-            .args(args)
-            .current_dir(&work)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start samgeo-api");
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let child = spawn_server(&work, &args);
         let mut server = Server {
             child: Some(child),
             base: format!("http://127.0.0.1:{port}"),
@@ -195,9 +187,21 @@ impl Server {
                 .timeout(Duration::from_secs(120))
                 .build()
                 .unwrap(),
+            args,
         };
         server.wait_ready();
         server
+    }
+
+    /// Kills the process with SIGKILL (no shutdown at all) and starts it again on the same
+    /// port, configuration and cache directory; the log goes on in the same file.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.child = Some(spawn_server(&self.work, &self.args));
+        self.wait_ready();
     }
 
     fn wait_ready(&mut self) {
@@ -293,6 +297,25 @@ impl Drop for Server {
         }
         let _ = std::fs::remove_dir_all(&self.work);
     }
+}
+
+/// Starts `samgeo-api` with `work/samgeo.toml`, appending to `work/server.log`.
+fn spawn_server(work: &Path, args: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(work.join("server.log"))
+        .unwrap();
+    Command::new(server_binary())
+        .arg("--config")
+        .arg(work.join("samgeo.toml"))
+        .args(args)
+        .current_dir(work)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start samgeo-api")
 }
 
 /// `{"detail": ...}` of an error response.

@@ -395,4 +395,3 @@ fn corner_bounds(ring: &[Corner]) -> [u32; 4] {
         [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)]
     })
 }
-

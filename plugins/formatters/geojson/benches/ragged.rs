@@ -20,7 +20,7 @@ pub fn ragged_mask(side: u32, seed: u32, noise: f64) -> MaskSet {
         f64::from((s >> 8) & 0xffff) / 65535.0
     };
     let waves: Vec<(f64, f64, f64)> = (0..6)
-        .map(|_| (rnd() * 0.03, rnd() * 0.03, rnd() * 6.28))
+        .map(|_| (rnd() * 0.03, rnd() * 0.03, rnd() * std::f64::consts::TAU))
         .collect();
     let mut bits = vec![0u8; (side * side) as usize];
     for y in 0..side {
@@ -117,7 +117,11 @@ mod before {
             if i > 0 {
                 s.push(',');
             }
-            let _ = write!(s, "{{\"type\":\"Feature\",\"properties\":{{\"value\":{}", p.value);
+            let _ = write!(
+                s,
+                "{{\"type\":\"Feature\",\"properties\":{{\"value\":{}",
+                p.value
+            );
             if let Some(sc) = scores.get(&p.value) {
                 let _ = write!(s, ",\"score\":{},\"stability\":{}", sc.score, sc.stability);
             }

@@ -33,7 +33,7 @@ fn main() -> Result<()> {
     let [encoder, standard, fast, image, rest @ ..] = args.as_slice() else {
         bail!("usage: decoder_ab ENCODER DECODER FAST_DECODER IMAGE [PPS] [RUNS] [THREADS]");
     };
-    let pps: usize = rest.first().map_or(Ok(16), |v| v.parse())?;
+    let pps: u32 = rest.first().map_or(Ok(16), |v| v.parse())?;
     let runs: usize = rest.get(1).map_or(Ok(1), |v| v.parse())?;
     let threads: usize = rest.get(2).map_or(Ok(2), |v| v.parse())?;
     println!("load average before: {}", load_average());

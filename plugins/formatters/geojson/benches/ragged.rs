@@ -176,7 +176,7 @@ fn main() {
     let noise: f64 = std::env::var("NOISE")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.3);
+        .unwrap_or(0.1);
     eprintln!("load average before: {}", load_average().trim());
     let req = Request {
         masks: ragged_mask(1024, 7, noise),

@@ -136,8 +136,25 @@ def start_seed(threads):
     return Server("seed", cmd, env, SEED_PORT, OUT / "seed.log")
 
 
-def write_ours_config(threads, concurrency):
+def fast_decoder() -> Path:
+    """`export-models --decoder fast` of the bench's SAM ViT-B checkpoint (exported on first
+    use; same weights as sam_vit_b_decoder.onnx)."""
+    path = MODELS / "onnx" / "sam_vit_b_decoder_fast.onnx"
+    if not path.exists():
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import torch
+        from export_models import export_sam, load_sam
+
+        del torch
+        export_sam(load_sam(MODELS / "torch" / "sam_vit_b_01ec64.pth", "vit_b"), None, path,
+                   "fast")
+    return path
+
+
+def write_ours_config(threads, concurrency, providers=("cpu",), fast=False):
     onnx = MODELS / "onnx"
+    sam_decoder = fast_decoder() if fast else onnx / "sam_vit_b_decoder.onnx"
+    provider_list = ", ".join(f'"{p}"' for p in providers)
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     # The project's copy (scripts/setup), else the same library from the bench venv's wheel.
     import onnxruntime
@@ -158,7 +175,7 @@ cache_dir = "{OUT / 'samgeo-cache'}"
 
 [runtime]
 onnxruntime_library = "{ort}"
-execution_providers = ["cpu"]
+execution_providers = [{provider_list}]
 intra_threads = {threads}
 
 [caches]
@@ -167,7 +184,7 @@ embedding_cache_bytes = 1073741824
 
 [models.sam.vit_b]
 encoder = "{onnx / 'sam_vit_b_encoder.onnx'}"
-decoder = "{onnx / 'sam_vit_b_decoder.onnx'}"
+decoder = "{sam_decoder}"
 
 [models.sam2."sam2-hiera-tiny"]
 encoder = "{onnx / 'sam2_hiera_tiny.encoder.onnx'}"
@@ -179,8 +196,8 @@ directory = "{plugins}"
     return cfg
 
 
-def start_ours(threads, concurrency):
-    cfg = write_ours_config(threads, concurrency)
+def start_ours(threads, concurrency, providers=("cpu",), fast=False):
+    cfg = write_ours_config(threads, concurrency, providers, fast)
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     binary = target / "release" / "samgeo-api"
     env = dict(os.environ)
@@ -658,6 +675,10 @@ def main():
                          "building its generator model instance, ~1%% of a pps=32 run)")
     ap.add_argument("--tag", default="", help="suffix of the output files (results<tag>.md, ...)")
     ap.add_argument("--auto-pps", default="16,32")
+    ap.add_argument("--providers", default="cpu",
+                    help="ours: runtime.execution_providers, comma list (bench/gpu.sh: cuda,cpu)")
+    ap.add_argument("--fast-decoder", action="store_true",
+                    help="ours: SAM with `export-models --decoder fast` (exported on first use)")
     ap.add_argument("--real-data", default=os.environ.get("SAMGEO_REAL_DATA", "/work/shared/data/rasters"))
     args = ap.parse_args()
     args.seed_tag = "make_models.py"
@@ -676,7 +697,9 @@ def main():
             if args.only and args.only != who:
                 continue
             print(f"starting {who}", flush=True)
-            srv = start_ours(args.threads, args.concurrency) if who == "ours" else start_seed(args.threads)
+            srv = (start_ours(args.threads, args.concurrency, args.providers.split(","),
+                              args.fast_decoder)
+                   if who == "ours" else start_seed(args.threads))
             servers[who] = srv
             startup[who] = srv.startup_s
         order = list(servers.values())

@@ -6,11 +6,18 @@ environment with torch, segment-anything and sam2 on first use).
   --family sam   sam_vit_{h,l,b}_*.pth         -> encoder.onnx  image [1,3,1024,1024] -> image_embeddings
                                                  decoder.onnx  segment-anything's SamOnnxModel
                                                                (return_single_mask=False: all 4 masks)
+                                                 --decoder fast: decoder.onnx ends at low_res_masks
+                                                               [L,4,256,256] + iou_predictions [L,4]
+                                                               for L prompt rows, no orig_im_size
+                                                               (the server upsamples what it keeps)
   --family sam2  sam2{,.1}_hiera_{t,s,b+,l}.pt -> encoder.onnx  image -> high_res_feats_0, high_res_feats_1, image_embed
                                                  decoder.onnx  prompt rows -> masks [L,4,256,256],
                                                                iou_predictions [L,4] (all 4 mask tokens,
                                                                so the server can choose as
                                                                SAM2ImagePredictor does)
+
+--quantize int8 also writes encoder.int8.onnx (onnxruntime's dynamic quantization: int8 weights,
+activations quantized per call) and names it in the fragment; the fp32 files stay.
 
 The same classes serve bench/make_models.py (random weights), so the benchmark measures what
 this exporter writes.
@@ -69,13 +76,77 @@ class SamEncoder(nn.Module):
         return self.encoder(image)
 
 
-def export_sam(sam, encoder_path: Path, decoder_path: Path):
-    """Writes SAM's encoder and the official decoder export (all four masks)."""
+def sam_fast_decoder(sam):
+    """SamOnnxModel without the work the server does not use: it returns the low-resolution
+    logits of all four mask tokens and their scores for a batch of L prompt rows against one
+    embedding (no upsampling to 1024² and to `orig_im_size`, no `orig_im_size` input)."""
     from segment_anything.utils.onnx import SamOnnxModel
 
+    class SamFastDecoder(SamOnnxModel):
+        def forward(self, image_embeddings, point_coords, point_labels, mask_input,
+                    has_mask_input):
+            sparse = self._embed_points(point_coords, point_labels)
+            dense = self._embed_masks(mask_input, has_mask_input)
+            masks, scores = self.model.mask_decoder.predict_masks(
+                image_embeddings=image_embeddings,
+                image_pe=self.model.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+            )
+            return scores, masks
+
+    return SamFastDecoder(sam, return_single_mask=False).eval()
+
+
+def export_sam_fast_decoder(sam, decoder_path: Path):
+    """Writes the fast decoder (see `sam_fast_decoder`); traced with 2 rows so that the batch
+    axis stays symbolic."""
     with torch.no_grad():
-        export(SamEncoder(sam), (torch.randn(1, 3, 1024, 1024),), encoder_path, ["image"],
-               ["image_embeddings"])
+        embed_size = sam.prompt_encoder.image_embedding_size
+        dummy = (
+            torch.randn(1, 256, *embed_size),
+            torch.randint(0, 1024, (2, 5, 2), dtype=torch.float),
+            torch.randint(0, 4, (2, 5), dtype=torch.float),
+            torch.randn(1, 1, 256, 256),
+            torch.tensor([1], dtype=torch.float),
+        )
+        export(sam_fast_decoder(sam), dummy, decoder_path,
+               ["image_embeddings", "point_coords", "point_labels", "mask_input",
+                "has_mask_input"],
+               ["iou_predictions", "low_res_masks"],
+               dynamic_axes={"point_coords": {0: "num_prompts", 1: "num_points"},
+                             "point_labels": {0: "num_prompts", 1: "num_points"},
+                             "iou_predictions": {0: "num_prompts"},
+                             "low_res_masks": {0: "num_prompts"}})
+
+
+def quantize_int8(model_path: Path) -> Path:
+    """onnxruntime's dynamic int8 quantization of `model_path` into `<stem>.int8.onnx`."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = model_path.with_name(model_path.stem + ".int8.onnx")
+    t = time.time()
+    quantize_dynamic(str(model_path), str(out), weight_type=QuantType.QInt8)
+    print(f"  {out}: {out.stat().st_size / 2**20:.1f} MiB in {time.time() - t:.1f}s", flush=True)
+    return out
+
+
+def export_sam(sam, encoder_path: Path, decoder_path: Path, decoder_kind: str = "standard"):
+    """Writes SAM's encoder and the official decoder export (all four masks), or the fast
+    decoder with `decoder_kind="fast"`. `encoder_path=None` skips the encoder."""
+    from segment_anything.utils.onnx import SamOnnxModel
+
+    if decoder_kind == "fast":
+        if encoder_path is not None:
+            with torch.no_grad():
+                export(SamEncoder(sam), (torch.randn(1, 3, 1024, 1024),), encoder_path,
+                       ["image"], ["image_embeddings"])
+        export_sam_fast_decoder(sam, decoder_path)
+        return
+    with torch.no_grad():
+        if encoder_path is not None:
+            export(SamEncoder(sam), (torch.randn(1, 3, 1024, 1024),), encoder_path, ["image"],
+                   ["image_embeddings"])
         # As segment-anything's scripts/export_onnx_model.py, without --return-single-mask.
         decoder = SamOnnxModel(sam, return_single_mask=False)
         embed_size = sam.prompt_encoder.image_embedding_size
@@ -230,9 +301,13 @@ def toml_fragment(family: str, model_id: str, encoder: Path, decoder: Path, sour
     )
 
 
-def export_checkpoint(family: str, checkpoint: Path, out: Path, model_id=None) -> Path:
+def export_checkpoint(family: str, checkpoint: Path, out: Path, model_id=None,
+                      decoder_kind: str = "standard", quantize: str = "none") -> Path:
     """Exports `checkpoint` into `out` (encoder.onnx, decoder.onnx, samgeo.toml); returns the
     fragment's path."""
+    if decoder_kind == "fast" and family != "sam":
+        raise SystemExit("--decoder fast is for --family sam (the SAM2 export already takes "
+                         "prompt rows in batches and has no in-graph upsampling)")
     model_id = model_id or infer_model_id(family, checkpoint.name)
     if model_id is None:
         raise SystemExit(f"cannot tell the model id from '{checkpoint.name}': pass --model-id")
@@ -244,9 +319,11 @@ def export_checkpoint(family: str, checkpoint: Path, out: Path, model_id=None) -
     t = time.time()
     print(f"{family} {model_id}: loading {checkpoint}", flush=True)
     if family == "sam":
-        export_sam(load_sam(checkpoint, model_id), encoder, decoder)
+        export_sam(load_sam(checkpoint, model_id), encoder, decoder, decoder_kind)
     else:
         export_sam2(load_sam2(checkpoint, model_id), encoder, decoder)
+    if quantize == "int8":
+        encoder = quantize_int8(encoder)
     fragment = out / "samgeo.toml"
     fragment.write_text(toml_fragment(family, model_id, encoder, decoder, checkpoint))
     print(f"wrote {fragment} in {time.time() - t:.0f}s", flush=True)
@@ -260,6 +337,12 @@ def main():
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--model-id", default=None,
                     help="id under [models.<family>] (default: from the checkpoint's file name)")
+    ap.add_argument("--decoder", choices=["standard", "fast"], default="standard",
+                    help="fast (SAM): a decoder ending at low_res_masks + iou_predictions that "
+                         "takes a batch of prompt rows; the server upsamples what it keeps")
+    ap.add_argument("--quantize", choices=["none", "int8"], default="none",
+                    help="int8: also write encoder.int8.onnx (dynamic quantization) and name it "
+                         "in samgeo.toml")
     a = ap.parse_args()
     if a.family == "sam3":
         print(SAM3_NOTE, file=sys.stderr)
@@ -267,7 +350,8 @@ def main():
     if not a.checkpoint.is_file():
         print(f"checkpoint {a.checkpoint} does not exist", file=sys.stderr)
         return 2
-    fragment = export_checkpoint(a.family, a.checkpoint, a.out, a.model_id)
+    fragment = export_checkpoint(a.family, a.checkpoint, a.out, a.model_id, a.decoder,
+                                 a.quantize)
     print(f"add to samgeo.toml:  include = [\"{fragment.resolve()}\"]  (or append the file)")
     return 0
 

@@ -408,20 +408,31 @@ def sam_encoder() -> onnx.ModelProto:
     )
 
 
-def sam_decoder() -> onnx.ModelProto:
+def sam_decoder(fast: bool = False) -> onnx.ModelProto:
+    """The official export's signature, or with `fast` the one `export-models --decoder fast`
+    writes: L prompt rows per call, no `orig_im_size`, only low_res_masks + iou_predictions
+    (the same logits per row)."""
     g = Graph()
+    rows = "num_prompts" if fast else 1
     emb = g.input("image_embeddings", F32, [1, 256, 64, 64])
-    pc = g.input("point_coords", F32, [1, "num_points", 2])
-    pl = g.input("point_labels", F32, [1, "num_points"])
+    pc = g.input("point_coords", F32, [rows, "num_points", 2])
+    pl = g.input("point_labels", F32, [rows, "num_points"])
     g.input("mask_input", F32, [1, 1, 256, 256])  # accepted, ignored by the demo
     g.input("has_mask_input", F32, [1])  # accepted, ignored by the demo
-    osz = g.input("orig_im_size", F32, [2])
+    osz = None if fast else g.input("orig_im_size", F32, [2])
 
     col64 = g.slice(emb, [0], [3], [1])  # [1,3,64,64]
     cpos, has_prompt, ptcol, neg = prompt_colours(g, col64, 64, 16.0, pc, pl)
     col256 = g.resize(col64, g.ci([1, 3, 256, 256]))  # bilinear 64 -> 256
     field = g.reshape(col256, [3, 256 * 256])
     logits = prompt_logits(g, field, cpos, has_prompt, ptcol, neg, SAM_K, SAM_T, SAM_T_FACTORS)
+    if fast:
+        nl = g.slice(g.op("Shape", pl), [0], [1], [0])
+        iou = g.op("Expand", g.c([SAM_IOU]), g.op("Concat", nl, g.ci([4]), axis=0))
+        g.output(iou, "iou_predictions", F32, [rows, 4])
+        low = g.reshape(logits, [0, 4, 256, 256])
+        g.output(low, "low_res_masks", F32, [rows, 4, 256, 256])
+        return make_model(g, "sam_demo_decoder_fast", "Colour-similarity segmentation on the 64x64 embedding colours, per prompt row (the fast decoder's signature).")
     low = g.reshape(logits, [1, 4, 256, 256])
     g.output(low, "low_res_masks", F32, [1, 4, 256, 256])
 
@@ -684,6 +695,7 @@ def sam3_decoder() -> onnx.ModelProto:
 MODELS = [
     ("sam_encoder.onnx", lambda tok: sam_encoder()),
     ("sam_decoder.onnx", lambda tok: sam_decoder()),
+    ("sam_decoder_fast.onnx", lambda tok: sam_decoder(fast=True)),
     ("sam2_encoder.onnx", lambda tok: sam2_encoder()),
     ("sam2_decoder.onnx", lambda tok: sam2_decoder()),
     ("sam3_image_encoder.onnx", lambda tok: sam3_image_encoder()),

@@ -172,6 +172,7 @@ fn main() {
                 onnxruntime_library: ort,
                 execution_providers: vec!["cpu".into()],
                 intra_threads: 1,
+                ..RuntimeConfig::default()
             })
             .unwrap();
             for (family, enc, dec, label) in [

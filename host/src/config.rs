@@ -93,6 +93,11 @@ pub struct RuntimeConfig {
     pub execution_providers: Vec<String>,
     /// Threads per inference (intra-op); 0 lets ONNX Runtime choose.
     pub intra_threads: usize,
+    /// Whether image encoder sessions keep ONNX Runtime's CPU memory arena. Off (the
+    /// default), an encode's activations are returned to the system after each call, so the
+    /// process's memory follows the caches; on, they stay reserved (faster repeated encodes,
+    /// a peak that never goes down).
+    pub encoder_memory_arena: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -101,6 +106,7 @@ impl Default for RuntimeConfig {
             onnxruntime_library: PathBuf::from(".ort/libonnxruntime.so.1.31.1"),
             execution_providers: vec!["cuda".into(), "cpu".into()],
             intra_threads: 0,
+            encoder_memory_arena: false,
         }
     }
 }

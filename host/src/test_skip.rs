@@ -47,6 +47,7 @@ pub(crate) fn test_runtime(test: &str) -> Option<&'static crate::models::OnnxRun
             onnxruntime_library: ort_library(),
             execution_providers: vec!["cpu".into()],
             intra_threads: 0,
+            ..Default::default()
         };
         crate::models::OnnxRuntime::init(&config).map_err(|e| e.to_string())
     });

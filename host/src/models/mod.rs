@@ -2,6 +2,8 @@
 //! against its embedding. One implementation per family (SAM, SAM2), each on ONNX Runtime.
 
 #[cfg(test)]
+mod fast_decoder_tests;
+#[cfg(test)]
 mod parity_tests;
 mod postprocess;
 mod preprocess;

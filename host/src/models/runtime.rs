@@ -1,5 +1,9 @@
 //! ONNX Runtime: the shared library loaded at start-up and sessions built on the configured
 //! execution providers, in order, with a log line saying which one each session got.
+//!
+//! Image encoders get their own memory settings (`runtime.encoder_memory_arena`): with ONNX
+//! Runtime's CPU arena, the few GiB of activations of one ViT encode stay reserved by the
+//! process after the call; without it they go back to the system when the call returns.
 
 use std::path::Path;
 
@@ -17,6 +21,16 @@ pub struct OnnxRuntime {
     environment: Environment,
     providers: Vec<String>,
     intra_threads: usize,
+    encoder_memory_arena: bool,
+}
+
+/// What a session is for: image encoders run rarely and need a lot of scratch memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// Image (or text) encoders: `runtime.encoder_memory_arena` applies.
+    Encoder,
+    /// Prompt decoders: the arena stays on (many small, same-shaped runs).
+    Decoder,
 }
 
 impl OnnxRuntime {
@@ -46,14 +60,25 @@ impl OnnxRuntime {
             environment,
             providers: config.execution_providers.clone(),
             intra_threads: config.intra_threads,
+            encoder_memory_arena: config.encoder_memory_arena,
         })
     }
 
-    /// Builds a session for `model`, trying the configured execution providers in order.
+    /// Builds a decoder session for `model` (see [`OnnxRuntime::session_for`]).
     pub fn session(&self, model: &Path) -> Result<Session, ModelError> {
+        self.session_for(model, SessionKind::Decoder)
+    }
+
+    /// Builds an encoder session for `model` (see [`OnnxRuntime::session_for`]).
+    pub fn encoder_session(&self, model: &Path) -> Result<Session, ModelError> {
+        self.session_for(model, SessionKind::Encoder)
+    }
+
+    /// Builds a session for `model`, trying the configured execution providers in order.
+    pub fn session_for(&self, model: &Path, kind: SessionKind) -> Result<Session, ModelError> {
         let mut last_error = String::from("no execution provider configured");
         for provider in &self.providers {
-            match self.try_session(model, provider) {
+            match self.try_session(model, provider, kind) {
                 Ok(session) => {
                     tracing::info!(model = %model.display(), provider = %provider, "session ready");
                     return Ok(session);
@@ -70,7 +95,15 @@ impl OnnxRuntime {
         )))
     }
 
-    fn try_session(&self, model: &Path, provider: &str) -> Result<Session, String> {
+    fn try_session(
+        &self,
+        model: &Path,
+        provider: &str,
+        kind: SessionKind,
+    ) -> Result<Session, String> {
+        // The CPU arena keeps its high-water mark for the life of the session; an encoder's
+        // is the whole activation memory of one encode.
+        let arena = kind == SessionKind::Decoder || self.encoder_memory_arena;
         let dispatch = match provider {
             "cuda" => {
                 if !CUDA::is_available().unwrap_or(false) {
@@ -78,7 +111,10 @@ impl OnnxRuntime {
                 }
                 CUDA::default().build().error_on_failure()
             }
-            _ => CPU::default().build().error_on_failure(),
+            _ => CPU::default()
+                .with_arena_allocator(arena)
+                .build()
+                .error_on_failure(),
         };
         let mut builder = Session::builder(&self.environment)
             .map_err(|e| e.to_string())?

@@ -1,5 +1,7 @@
 //! SAM (ViT-B/L/H): the official image encoder export (or samexporter's encoder with built-in
-//! preprocessing) and the official prompt decoder export.
+//! preprocessing) and the official prompt decoder export, or the fast decoder that
+//! `scripts/export-models --decoder fast` writes (no `orig_im_size` input, no in-graph
+//! upsampling, a batch of prompt rows per call), recognised by its inputs.
 
 use std::path::Path;
 
@@ -19,6 +21,8 @@ use crate::raster::RgbImage;
 const SIDE: u32 = 1024;
 /// Side of the decoder's low-resolution masks.
 const LOW_RES: u32 = 256;
+/// Most prompt rows the fast decoder gets in one call (its outputs: 4 × 256² logits per row).
+const MAX_ROWS_PER_CALL: usize = 64;
 
 /// A loaded SAM model. ONNX Runtime sessions need exclusive access to run, hence the locks.
 pub struct Sam {
@@ -27,6 +31,9 @@ pub struct Sam {
     names: TensorNames,
     /// samexporter's encoder takes raw `input_image` [H, W, 3] and normalises inside.
     raw_input_encoder: bool,
+    /// The decoder has no `orig_im_size` input: `export-models --decoder fast`, which takes
+    /// several prompt rows per call and returns only `low_res_masks` and `iou_predictions`.
+    fast_decoder: bool,
 }
 
 impl Sam {
@@ -37,7 +44,7 @@ impl Sam {
         decoder: &Path,
         names: TensorNames,
     ) -> Result<Sam, ModelError> {
-        let encoder_session = runtime.session(encoder)?;
+        let encoder_session = runtime.encoder_session(encoder)?;
         let decoder_session = runtime.session(decoder)?;
         let has_input = |s: &Session, n: &str| s.inputs().iter().any(|i| i.name() == n);
         let raw_input_encoder = has_input(&encoder_session, &names.get("input_image"));
@@ -49,13 +56,23 @@ impl Sam {
                 names.get("input_image")
             )));
         }
+        let fast_decoder = !has_input(&decoder_session, &names.get("orig_im_size"));
+        let has_output = |s: &Session, n: &str| s.outputs().iter().any(|o| o.name() == n);
+        for output in ["low_res_masks", "iou_predictions"] {
+            if !has_output(&decoder_session, &names.get(output)) {
+                return Err(ModelError::Unavailable(format!(
+                    "{} is not a SAM decoder export: it has no output named '{}'",
+                    decoder.display(),
+                    names.get(output)
+                )));
+            }
+        }
         for input in [
             "image_embeddings",
             "point_coords",
             "point_labels",
             "mask_input",
             "has_mask_input",
-            "orig_im_size",
         ] {
             if !has_input(&decoder_session, &names.get(input)) {
                 return Err(ModelError::Unavailable(format!(
@@ -70,7 +87,67 @@ impl Sam {
             decoder: Mutex::new(decoder_session),
             names,
             raw_input_encoder,
+            fast_decoder,
         })
+    }
+
+    /// Decodes with the fast export: rows with the same number of points go together, at most
+    /// [`MAX_ROWS_PER_CALL`] per call, against one copy of the embedding.
+    fn decode_batched(
+        &self,
+        image_embeddings: &ArrayD<f32>,
+        rows: &[(Vec<f32>, Vec<f32>)],
+        selection: Selection,
+        frame: LowResFrame,
+    ) -> Result<Vec<DecodedMasks>, ModelError> {
+        let mask_input = ArrayD::<f32>::zeros(IxDyn(&[1, 1, 256, 256]));
+        let has_mask_input = Array::from_vec(vec![0f32]).into_dyn();
+        let mut results: Vec<Option<DecodedMasks>> = vec![None; rows.len()];
+        let mut by_count: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (i, row) in rows.iter().enumerate() {
+            by_count.entry(row.1.len()).or_default().push(i);
+        }
+        let mut session = self.decoder.lock();
+        for (n, members) in by_count {
+            for batch in members.chunks(MAX_ROWS_PER_CALL) {
+                let l = batch.len();
+                let coords: Vec<f32> = batch.iter().flat_map(|&i| rows[i].0.clone()).collect();
+                let labels: Vec<f32> = batch.iter().flat_map(|&i| rows[i].1.clone()).collect();
+                let coords = ArrayD::from_shape_vec(IxDyn(&[l, n, 2]), coords).map_err(run_err)?;
+                let labels = ArrayD::from_shape_vec(IxDyn(&[l, n]), labels).map_err(run_err)?;
+                let outputs = session
+                    .run(ort::inputs![
+                        self.names.get("image_embeddings") => TensorRef::from_array_view(image_embeddings.view()).map_err(run_err)?,
+                        self.names.get("point_coords") => TensorRef::from_array_view(coords.view()).map_err(run_err)?,
+                        self.names.get("point_labels") => TensorRef::from_array_view(labels.view()).map_err(run_err)?,
+                        self.names.get("mask_input") => TensorRef::from_array_view(mask_input.view()).map_err(run_err)?,
+                        self.names.get("has_mask_input") => TensorRef::from_array_view(has_mask_input.view()).map_err(run_err)?,
+                    ])
+                    .map_err(run_err)?;
+                let scores = self.names.output_f32(&outputs, "iou_predictions")?;
+                let low_res = self.names.output_f32(&outputs, "low_res_masks")?;
+                if low_res.shape().first() != Some(&l) || scores.shape().first() != Some(&l) {
+                    return Err(ModelError::Inference(format!(
+                        "decoder returned low_res_masks {:?} and scores {:?} for {l} prompts",
+                        low_res.shape(),
+                        scores.shape()
+                    )));
+                }
+                for (row, &index) in batch.iter().enumerate() {
+                    let m = low_res
+                        .index_axis(ndarray::Axis(0), row)
+                        .insert_axis(ndarray::Axis(0))
+                        .to_owned()
+                        .into_dyn();
+                    let s = scores
+                        .index_axis(ndarray::Axis(0), row)
+                        .to_owned()
+                        .into_dyn();
+                    results[index] = Some(select_candidates(&m, &s, selection, frame)?);
+                }
+            }
+        }
+        Ok(results.into_iter().flatten().collect())
     }
 }
 
@@ -121,14 +198,26 @@ impl PromptableModel for Sam {
         let image_embeddings = embedding
             .tensor("image_embeddings")
             .ok_or_else(|| ModelError::Inference("embedding lacks image_embeddings".into()))?;
+        // As segment-anything's postprocess_masks: to 1024², crop the padding, to w×h.
+        let frame = LowResFrame::via_padded(LOW_RES, SIDE, (rw, rh), (w, h));
+        let selection = if multimask {
+            Selection::Multimask
+        } else {
+            Selection::Single
+        };
+        if self.fast_decoder {
+            let rows: Vec<(Vec<f32>, Vec<f32>)> = prompts
+                .iter()
+                .map(|p| point_arrays(p, sx, sy, PromptLayout::Sam))
+                .collect();
+            return self.decode_batched(image_embeddings, &rows, selection, frame);
+        }
         // The decoder's full-size `masks` output is not used (we upsample the low-res logits
         // ourselves, only where a mask is), so ask for it at a small size of the same shape.
         let (small_w, small_h) = longest_side_size(w, h, LOW_RES);
         let orig_im_size = Array::from_vec(vec![small_h as f32, small_w as f32]).into_dyn();
         let mask_input = ArrayD::<f32>::zeros(IxDyn(&[1, 1, 256, 256]));
         let has_mask_input = Array::from_vec(vec![0f32]).into_dyn();
-        // As segment-anything's postprocess_masks: to 1024², crop the padding, to w×h.
-        let frame = LowResFrame::via_padded(LOW_RES, SIDE, (rw, rh), (w, h));
         let mut session = self.decoder.lock();
         let mut results = Vec::with_capacity(prompts.len());
         for prompt in prompts {
@@ -148,11 +237,6 @@ impl PromptableModel for Sam {
                 .map_err(run_err)?;
             let scores = self.names.output_f32(&outputs, "iou_predictions")?;
             let low_res = self.names.output_f32(&outputs, "low_res_masks")?;
-            let selection = if multimask {
-                Selection::Multimask
-            } else {
-                Selection::Single
-            };
             results.push(select_candidates(&low_res, &scores, selection, frame)?);
         }
         Ok(results)

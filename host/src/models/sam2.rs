@@ -44,7 +44,7 @@ impl Sam2 {
         decoder: &Path,
         names: TensorNames,
     ) -> Result<Sam2, ModelError> {
-        let encoder_session = runtime.session(encoder)?;
+        let encoder_session = runtime.encoder_session(encoder)?;
         let decoder_session = runtime.session(decoder)?;
         let check = |s: &Session, file: &Path, wanted: &[&str], what: &str| {
             for w in wanted {

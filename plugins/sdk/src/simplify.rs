@@ -6,8 +6,17 @@
 /// closed again. A ring that would fall below 4 points (3 distinct) is returned unchanged, so
 /// simplification never deletes a ring. `tol <= 0` returns the ring as is.
 pub fn simplify_ring(ring: &[(f64, f64)], tol: f64) -> Vec<(f64, f64)> {
+    simplified_indices(ring, tol)
+        .into_iter()
+        .map(|i| ring[i])
+        .collect()
+}
+
+/// The indices of the points [`simplify_ring`] keeps, in ring order (all of them when nothing
+/// is removed), so that callers can write the kept vertices from their own copies.
+pub fn simplified_indices(ring: &[(f64, f64)], tol: f64) -> Vec<usize> {
     if tol.is_nan() || tol <= 0.0 || ring.len() <= 4 {
-        return ring.to_vec();
+        return (0..ring.len()).collect();
     }
     let n = ring.len() - 1; // distinct points; ring[n] == ring[0]
     let a = ring[0];
@@ -20,14 +29,9 @@ pub fn simplify_ring(ring: &[(f64, f64)], tol: f64) -> Vec<(f64, f64)> {
     keep[n] = true;
     mark(ring, 0, far, tol * tol, &mut keep);
     mark(ring, far, n, tol * tol, &mut keep);
-    let out: Vec<(f64, f64)> = ring
-        .iter()
-        .zip(&keep)
-        .filter(|(_, &k)| k)
-        .map(|(&p, _)| p)
-        .collect();
+    let out: Vec<usize> = (0..ring.len()).filter(|&i| keep[i]).collect();
     if out.len() < 4 {
-        ring.to_vec()
+        (0..ring.len()).collect()
     } else {
         out
     }

@@ -109,17 +109,29 @@ pub fn polygonize<T: Label>(data: &[T], stride: usize, window: &BBox) -> Vec<Pix
     // Bounds `[min_x, min_y, max_x, max_y]` of each exterior, to skip most containment tests.
     let mut ext_bounds: Vec<[u32; 4]> = Vec::new();
     let mut by_value: HashMap<u32, Vec<usize>> = HashMap::new();
-    let mut pending_holes: Vec<(u32, i64, i64, Vec<Corner>)> = Vec::new();
+    // Holes traced before their owner's ring is known, with the region (`regions` id) of the
+    // pixel they were found from.
+    let mut pending_holes: Vec<(u32, i64, i64, usize, Vec<Corner>)> = Vec::new();
+    // The 4-connected regions, as runs of equal value joined across rows: each run gets an
+    // id; ids of runs that touch vertically are merged. A hole's owner is the polygon traced
+    // from the first pixel of its region, found in O(1) instead of by point-in-ring tests
+    // (which cost holes × vertices on ragged masks).
+    let mut regions = Regions::default();
+    // The exterior traced from each region's first pixel: (region id, polygon index).
+    let mut region_exterior: Vec<(usize, usize)> = Vec::new();
+    let (mut runs_above, mut runs_here): (Vec<Run>, Vec<Run>) = (Vec::new(), Vec::new());
 
     let (x0, w) = (window.x as usize, window.width as usize);
     for y in 0..grid.h {
         let at = (window.y as usize + y as usize) * stride + x0;
         let row = &data[at..at + w];
+        regions.label_row(row, &runs_above, &mut runs_here);
         let above = if y > 0 {
             Some(&data[at - stride..at - stride + w])
         } else {
             None
         };
+        let mut run_idx = 0;
         for (xi, &v) in row.iter().enumerate() {
             // Start a ring at each top side on a boundary that no ring has walked yet.
             if v == T::default() || above.is_some_and(|a| a[xi] == v) {
@@ -129,6 +141,10 @@ pub fn polygonize<T: Label>(data: &[T], stride: usize, window: &BBox) -> Vec<Pix
             if visited.get(x, y) {
                 continue;
             }
+            while runs_here[run_idx].end <= xi {
+                run_idx += 1;
+            }
+            let region = runs_here[run_idx].id;
             let (ring, pinched) = trace(&grid, &mut visited, x, y, offset);
             let loops = if pinched {
                 split_pinches(ring)
@@ -151,6 +167,9 @@ pub fn polygonize<T: Label>(data: &[T], stride: usize, window: &BBox) -> Vec<Pix
                     ext_area2.push(a2);
                     ext_bounds.push(corner_bounds(&polygons[idx].exterior));
                     by_value.entry(value).or_default().push(idx);
+                    if owner.is_none() {
+                        region_exterior.push((region, idx));
+                    }
                     owner.get_or_insert(idx);
                 } else {
                     holes.push(lp);
@@ -159,28 +178,39 @@ pub fn polygonize<T: Label>(data: &[T], stride: usize, window: &BBox) -> Vec<Pix
             for hole in holes {
                 match owner {
                     Some(i) => add_hole(&mut polygons[i], hole),
-                    None => pending_holes.push((value, x + offset.0, y + offset.1, hole)),
+                    None => pending_holes.push((value, x + offset.0, y + offset.1, region, hole)),
                 }
             }
         }
+        std::mem::swap(&mut runs_above, &mut runs_here);
     }
 
-    for (value, px, py, hole) in pending_holes {
-        // The hole was found from a pixel of its owner region: the innermost exterior of the
-        // same value that contains that pixel's centre.
-        let centre = (px as f64 + 0.5, py as f64 + 0.5);
-        let owner = by_value.get(&value).and_then(|cands| {
-            cands
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    let [x0, y0, x1, y1] = ext_bounds[i];
-                    (x0..x1).contains(&(px as u32))
-                        && (y0..y1).contains(&(py as u32))
-                        && corner_ring_contains(&polygons[i].exterior, centre)
+    let mut exterior_of_root: HashMap<usize, usize> = HashMap::with_capacity(region_exterior.len());
+    for (region, idx) in region_exterior {
+        exterior_of_root.entry(regions.root(region)).or_insert(idx);
+    }
+    for (value, px, py, region, hole) in pending_holes {
+        // The hole was found from a pixel of its owner region: the polygon traced from that
+        // region's first pixel. (The point-in-ring search remains as a fallback that the
+        // scan order makes unreachable.)
+        let owner = exterior_of_root
+            .get(&regions.root(region))
+            .copied()
+            .or_else(|| {
+                let centre = (px as f64 + 0.5, py as f64 + 0.5);
+                by_value.get(&value).and_then(|cands| {
+                    cands
+                        .iter()
+                        .copied()
+                        .filter(|&i| {
+                            let [x0, y0, x1, y1] = ext_bounds[i];
+                            (x0..x1).contains(&(px as u32))
+                                && (y0..y1).contains(&(py as u32))
+                                && corner_ring_contains(&polygons[i].exterior, centre)
+                        })
+                        .min_by_key(|&i| ext_area2[i])
                 })
-                .min_by_key(|&i| ext_area2[i])
-        });
+            });
         if let Some(i) = owner {
             add_hole(&mut polygons[i], hole);
         }
@@ -272,6 +302,77 @@ pub fn polygonize_labels(set: &MaskSet) -> Result<Vec<PixelPolygon>, String> {
     // top-left corner is the exterior's smallest vertex in (row, column) order.
     out.sort_by_key(|p| p.exterior.iter().map(|&(x, y)| (y, x)).min());
     Ok(out)
+}
+
+/// A run of one non-zero `value` in one row: columns `start..end`, region id `id`.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    start: usize,
+    end: usize,
+    value: u32,
+    id: usize,
+}
+
+/// Region ids of runs, merged with union-find as runs of equal value touch across rows
+/// (4-connectivity: they share at least one column).
+#[derive(Default)]
+struct Regions {
+    parent: Vec<usize>,
+}
+
+impl Regions {
+    /// The representative id of `id`'s region (path halving).
+    fn root(&mut self, mut id: usize) -> usize {
+        while self.parent[id] != id {
+            self.parent[id] = self.parent[self.parent[id]];
+            id = self.parent[id];
+        }
+        id
+    }
+
+    fn join(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.root(a), self.root(b));
+        if ra != rb {
+            self.parent[ra.max(rb)] = ra.min(rb);
+        }
+    }
+
+    /// Splits `row` into runs of non-zero values in `out`, each joined with the runs of the
+    /// same value in the row above (`above`).
+    fn label_row<T: Label>(&mut self, row: &[T], above: &[Run], out: &mut Vec<Run>) {
+        out.clear();
+        let mut xi = 0;
+        let mut k = 0; // first run above that may overlap the current one
+        while xi < row.len() {
+            let v = row[xi];
+            let start = xi;
+            while xi < row.len() && row[xi] == v {
+                xi += 1;
+            }
+            if v == T::default() {
+                continue;
+            }
+            let id = self.parent.len();
+            self.parent.push(id);
+            while k < above.len() && above[k].end <= start {
+                k += 1;
+            }
+            let value = v.to_u32();
+            let mut j = k;
+            while j < above.len() && above[j].start < xi {
+                if above[j].value == value {
+                    self.join(id, above[j].id);
+                }
+                j += 1;
+            }
+            out.push(Run {
+                start,
+                end: xi,
+                value,
+                id,
+            });
+        }
+    }
 }
 
 fn add_hole(p: &mut PixelPolygon, hole: Vec<Corner>) {
@@ -580,6 +681,75 @@ mod tests {
             let sum: u64 = polys.iter().filter(|p| p.value == v).map(|p| p.area).sum();
             assert_eq!(sum, count, "value {v}");
         }
+    }
+
+    #[test]
+    fn each_polygon_holds_its_own_region_and_holes() {
+        // Ragged noise (the random-weight SAM case): every polygon's area equals the pixel
+        // count of the 4-connected region of its first pixel, so each hole went to the region
+        // around it, and every hole lies inside its polygon's exterior.
+        for (seed, density) in [(1u32, 3u32), (2, 2), (3, 4)] {
+            let (w, h) = (90usize, 70usize);
+            let mut s = seed;
+            let data: Vec<u8> = (0..w * h)
+                .map(|_| {
+                    s = s.wrapping_mul(1103515245).wrapping_add(12345);
+                    u8::from((s >> 16) % density != 0) + u8::from((s >> 20) % 7 == 0)
+                })
+                .collect();
+            let win = BBox {
+                x: 0,
+                y: 0,
+                width: w as u32,
+                height: h as u32,
+            };
+            let polys = polygonize(&data, w, &win);
+            assert!(polys.iter().map(|p| p.holes.len()).sum::<usize>() > 20);
+            for p in &polys {
+                check_valid(p, &data);
+                let (x, y) = p.exterior[0];
+                assert_eq!(p.area, region_size(&data, w, h, x as usize, y as usize));
+                for hole in &p.holes {
+                    let inside = (hole[0].0 as f64 + 0.5, hole[0].1 as f64 - 0.5);
+                    let below = (hole[0].0 as f64 + 0.5, hole[0].1 as f64 + 0.5);
+                    assert!(
+                        corner_ring_contains(&p.exterior, inside)
+                            || corner_ring_contains(&p.exterior, below)
+                    );
+                }
+            }
+        }
+    }
+
+    /// Pixels of the 4-connected region of equal value around (`x`, `y`) (flood fill).
+    fn region_size(data: &[u8], w: usize, h: usize, x: usize, y: usize) -> u64 {
+        let v = data[y * w + x];
+        let mut seen = vec![false; w * h];
+        let mut stack = vec![(x, y)];
+        seen[y * w + x] = true;
+        let mut n = 0;
+        while let Some((x, y)) = stack.pop() {
+            n += 1;
+            let mut visit = |nx: usize, ny: usize| {
+                if data[ny * w + nx] == v && !seen[ny * w + nx] {
+                    seen[ny * w + nx] = true;
+                    stack.push((nx, ny));
+                }
+            };
+            if x > 0 {
+                visit(x - 1, y);
+            }
+            if x + 1 < w {
+                visit(x + 1, y);
+            }
+            if y > 0 {
+                visit(x, y - 1);
+            }
+            if y + 1 < h {
+                visit(x, y + 1);
+            }
+        }
+        n
     }
 
     #[test]

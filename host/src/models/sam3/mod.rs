@@ -103,8 +103,8 @@ impl Sam3 {
             .map_err(|e| ModelError::Unavailable(format!("{config_key}.tokenizer_vocab: {e}")))?;
         let names = TensorNames::new(&files.tensors);
         let (encoder_session, language_session, decoder_session) = (
-            runtime.session(&encoder)?,
-            runtime.session(&language)?,
+            runtime.encoder_session(&encoder)?,
+            runtime.encoder_session(&language)?,
             runtime.session(&decoder)?,
         );
         let layout = export::check(

@@ -672,3 +672,32 @@ fn an_unsupported_wit_version_names_the_supported_ones() {
         "the reason must list the supported versions: {error}"
     );
 }
+
+/// A component built from an edited copy of the WIT (testing/misbuilt-wit: `mask.area` is
+/// `u32` where samgeo:plugin@0.2.0 has `u64`) carries the real package name, so it binds; it
+/// is refused at load time all the same, and the reason names the function and the path of
+/// the field (issue 14).
+#[test]
+fn a_wit_type_mismatch_is_refused_at_load_naming_the_field() {
+    let dir = plugin_dir("misbuilt", &["testing/misbuilt-wit.wasm", "json.wasm"]);
+    let host = PluginHost::new(
+        &config(&dir, &[("json", "json.wasm")], &[]),
+        &temp_dir("misbuilt-cache"),
+    )
+    .unwrap();
+    assert_eq!(host.failed().len(), 1, "{:?}", host.failed());
+    let failure = &host.failed()[0];
+    assert_eq!(failure.file, "misbuilt-wit.wasm");
+    let error = &failure.error;
+    eprintln!("{error}");
+    assert!(
+        error.contains(
+            "samgeo:plugin/formatter@0.2.0#format: parameter req.masks.masks[].area: expected u64, found u32"
+        ),
+        "the reason must name the function and the field path: {error}"
+    );
+    assert!(error.contains("0.1.0, 0.2.0") || error.contains("0.2.0, 0.1.0"), "{error}");
+    assert!(!host.format_names().contains(&"misbuilt-wit".to_string()));
+    // The rest of the directory still serves.
+    host.format("json", &small_request()).unwrap();
+}

@@ -696,7 +696,10 @@ fn a_wit_type_mismatch_is_refused_at_load_naming_the_field() {
         ),
         "the reason must name the function and the field path: {error}"
     );
-    assert!(error.contains("0.1.0, 0.2.0") || error.contains("0.2.0, 0.1.0"), "{error}");
+    assert!(
+        error.contains("0.1.0, 0.2.0") || error.contains("0.2.0, 0.1.0"),
+        "{error}"
+    );
     assert!(!host.format_names().contains(&"misbuilt-wit".to_string()));
     // The rest of the directory still serves.
     host.format("json", &small_request()).unwrap();
@@ -716,7 +719,11 @@ fn a_20000_square_result_is_a_geotiff_within_the_memory_limit_and_not_a_png() {
     let limit = PluginsConfig::default().memory_limit_bytes;
     assert!(u64::from(side) * u64::from(side) * 2 > limit);
     let dir = plugin_dir("20k", &["geotiff.wasm", "png.wasm"]);
-    let mut config = config(&dir, &[("geotiff", "geotiff.wasm"), ("png", "png.wasm")], &[]);
+    let mut config = config(
+        &dir,
+        &[("geotiff", "geotiff.wasm"), ("png", "png.wasm")],
+        &[],
+    );
     config.memory_limit_bytes = limit;
     // Only memory is under test; a loaded CI machine must not turn this into a timeout.
     config.call_timeout_ms = 600_000;

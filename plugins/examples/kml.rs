@@ -17,7 +17,11 @@ pub struct Plugin;
 
 impl Formatter for Plugin {
     fn info() -> PluginInfo {
-        PluginInfo::new(NAME, "KML: one Placemark per mask, WGS84 longitude/latitude").param(
+        PluginInfo::new(
+            NAME,
+            "KML: one Placemark per mask, WGS84 longitude/latitude",
+        )
+        .param(
             "name",
             ParamType::String,
             Some("mask"),

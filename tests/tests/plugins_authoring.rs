@@ -83,8 +83,14 @@ fn the_guide_shows_the_kml_formatter_that_is_built() {
     let guide = std::fs::read_to_string(common::repo_root().join("plugins/README.md")).unwrap();
     let begin = "<!-- kml-formatter: begin -->\n```rust\n";
     let end = "```\n<!-- kml-formatter: end -->";
-    let from = guide.find(begin).expect("begin marker in plugins/README.md") + begin.len();
-    let to = from + guide[from..].find(end).expect("end marker in plugins/README.md");
+    let from = guide
+        .find(begin)
+        .expect("begin marker in plugins/README.md")
+        + begin.len();
+    let to = from
+        + guide[from..]
+            .find(end)
+            .expect("end marker in plugins/README.md");
     let code = std::fs::read_to_string(kml_source()).unwrap();
     assert!(
         guide[from..to] == code,
@@ -224,7 +230,11 @@ fn new_plugin_crates_built_out_of_tree_serve_from_a_running_server() {
     // Per-request filters, after the chain, with declared parameters checked.
     let r = ask(&[("filters", "compact"), ("min_score", "2")]);
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(check_kml(&r.text().unwrap()), 0, "compact dropped every mask");
+    assert_eq!(
+        check_kml(&r.text().unwrap()),
+        0,
+        "compact dropped every mask"
+    );
     let (status, d) = detail(ask(&[("filters", "compact"), ("min_score", "abc")]));
     assert_eq!(status, 400, "{d}");
     assert!(d.contains("'compact'") && d.contains("'min_score'"), "{d}");

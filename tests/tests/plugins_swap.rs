@@ -164,7 +164,10 @@ fn a_misbehaving_plugin_is_stopped_and_the_server_keeps_serving() {
         .iter()
         .find(|f| f["file"] == "misbuilt-wit.wasm")
         .unwrap_or_else(|| panic!("misbuilt-wit.wasm is not listed as failed: {listed}"));
-    assert!(misbuilt["error"].as_str().unwrap().contains(path), "{misbuilt}");
+    assert!(
+        misbuilt["error"].as_str().unwrap().contains(path),
+        "{misbuilt}"
+    );
     let reload = server
         .client
         .post(server.url("/plugins/reload"))
@@ -172,7 +175,10 @@ fn a_misbehaving_plugin_is_stopped_and_the_server_keeps_serving() {
         .unwrap();
     assert_eq!(reload.status().as_u16(), 400);
     let reload: serde_json::Value = reload.json().unwrap();
-    assert!(reload["detail"].as_str().unwrap().contains(path), "{reload}");
+    assert!(
+        reload["detail"].as_str().unwrap().contains(path),
+        "{reload}"
+    );
     assert!(server.log().contains(path), "{}", server.log());
 
     let bytes = Scene::red_square().geotiff();

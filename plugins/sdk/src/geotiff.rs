@@ -154,13 +154,15 @@ pub fn write_strips<T: Label>(
 
     dir.write_tag(Tag::ImageWidth, width).map_err(tiff_err)?;
     dir.write_tag(Tag::ImageLength, height).map_err(tiff_err)?;
-    dir.write_tag(Tag::BitsPerSample, T::BITS).map_err(tiff_err)?;
+    dir.write_tag(Tag::BitsPerSample, T::BITS)
+        .map_err(tiff_err)?;
     dir.write_tag(Tag::Compression, 8u16).map_err(tiff_err)?; // Adobe Deflate
     dir.write_tag(Tag::PhotometricInterpretation, 1u16) // BlackIsZero
         .map_err(tiff_err)?;
     dir.write_tag(Tag::StripOffsets, offsets.as_slice())
         .map_err(tiff_err)?;
-    dir.write_tag(Tag::SamplesPerPixel, 1u16).map_err(tiff_err)?;
+    dir.write_tag(Tag::SamplesPerPixel, 1u16)
+        .map_err(tiff_err)?;
     dir.write_tag(Tag::RowsPerStrip, rows_per_strip as u32)
         .map_err(tiff_err)?;
     dir.write_tag(Tag::StripByteCounts, counts.as_slice())

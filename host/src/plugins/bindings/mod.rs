@@ -94,7 +94,10 @@ pub(crate) enum Exports {
 
 impl Exports {
     /// Type-checks the exports whatever the kind (see [`FormatterExports::check_types`]).
-    pub fn check_types(&self, store: &mut Store<HostState>) -> wasmtime::Result<Result<(), String>> {
+    pub fn check_types(
+        &self,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<Result<(), String>> {
         match self {
             Exports::Formatter(f) => f.check_types(store),
             Exports::Filter(f) => f.check_types(store),

@@ -97,7 +97,10 @@ fn walk(ty: &Type, fields: &[String]) -> Option<String> {
         Type::Result(r) => r
             .ok()
             .and_then(|t| walk(&t, fields).map(|p| format!(".ok{p}")))
-            .or_else(|| r.err().and_then(|t| walk(&t, fields).map(|p| format!(".err{p}")))),
+            .or_else(|| {
+                r.err()
+                    .and_then(|t| walk(&t, fields).map(|p| format!(".err{p}")))
+            }),
         _ if fields.is_empty() => Some(String::new()),
         Type::Record(r) => {
             let field = r.fields().find(|f| f.name == fields[0])?;

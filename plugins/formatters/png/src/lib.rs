@@ -176,7 +176,10 @@ mod tests {
         r.masks.width = 20_000;
         r.masks.height = 20_000;
         let err = to_png(&r).unwrap_err();
-        assert!(err.contains("geotiff") && err.contains("268435456"), "{err}");
+        assert!(
+            err.contains("geotiff") && err.contains("268435456"),
+            "{err}"
+        );
     }
 
     #[test]

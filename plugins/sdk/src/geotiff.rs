@@ -177,7 +177,6 @@ pub fn write_strips<T: Label>(
             .map_err(tiff_err)?;
     }
     dir.finish().map_err(tiff_err)?;
-    drop(encoder);
     Ok(file.into_inner())
 }
 

@@ -672,3 +672,108 @@ fn an_unsupported_wit_version_names_the_supported_ones() {
         "the reason must list the supported versions: {error}"
     );
 }
+
+/// A component built from an edited copy of the WIT (testing/misbuilt-wit: `mask.area` is
+/// `u32` where samgeo:plugin@0.2.0 has `u64`) carries the real package name, so it binds; it
+/// is refused at load time all the same, and the reason names the function and the path of
+/// the field (issue 14).
+#[test]
+fn a_wit_type_mismatch_is_refused_at_load_naming_the_field() {
+    let dir = plugin_dir("misbuilt", &["testing/misbuilt-wit.wasm", "json.wasm"]);
+    let host = PluginHost::new(
+        &config(&dir, &[("json", "json.wasm")], &[]),
+        &temp_dir("misbuilt-cache"),
+    )
+    .unwrap();
+    assert_eq!(host.failed().len(), 1, "{:?}", host.failed());
+    let failure = &host.failed()[0];
+    assert_eq!(failure.file, "misbuilt-wit.wasm");
+    let error = &failure.error;
+    eprintln!("{error}");
+    assert!(
+        error.contains(
+            "samgeo:plugin/formatter@0.2.0#format: parameter req.masks.masks[].area: expected u64, found u32"
+        ),
+        "the reason must name the function and the field path: {error}"
+    );
+    assert!(
+        error.contains("0.1.0, 0.2.0") || error.contains("0.2.0, 0.1.0"),
+        "{error}"
+    );
+    assert!(!host.format_names().contains(&"misbuilt-wit".to_string()));
+    // The rest of the directory still serves.
+    host.format("json", &small_request()).unwrap();
+}
+
+/// A tiled run's result may be far above `server.max_pixels`: a 20000 x 20000 mask set with a
+/// few small masks (one label above 255, so UInt16: the whole raster would be 800 MB) formats
+/// to GeoTIFF inside the default plugin memory limit, because the raster is painted and
+/// deflated one strip at a time; GDAL reads back its size, CRS, geotransform and painted
+/// values. The png formatter refuses it with a 400 naming geotiff (issue 15, item 3).
+#[test]
+fn a_20000_square_result_is_a_geotiff_within_the_memory_limit_and_not_a_png() {
+    use samgeo_host::config::PluginsConfig;
+    use samgeo_host::masks::MaskSet;
+
+    let side = 20_000u32;
+    let limit = PluginsConfig::default().memory_limit_bytes;
+    assert!(u64::from(side) * u64::from(side) * 2 > limit);
+    let dir = plugin_dir("20k", &["geotiff.wasm", "png.wasm"]);
+    let mut config = config(
+        &dir,
+        &[("geotiff", "geotiff.wasm"), ("png", "png.wasm")],
+        &[],
+    );
+    config.memory_limit_bytes = limit;
+    // Only memory is under test; a loaded CI machine must not turn this into a timeout.
+    config.call_timeout_ms = 600_000;
+    let host = PluginHost::new(&config, &temp_dir("20k-cache")).unwrap();
+    let mut req = small_request();
+    req.masks = MaskSet {
+        width: side,
+        height: side,
+        masks: vec![
+            rect(1, 10, 20, 30, 40),
+            rect(2, 19_950, 0, 50, 60),
+            rect(300, 5_000, 19_990, 200, 10),
+            rect(4, 12_345, 9_876, 3, 3),
+        ],
+    };
+    req.georef.geotransform = Some([500_000.0, 0.5, 0.0, 6_100_000.0, 0.0, -0.5]);
+
+    let out = host.format("geotiff", &req).unwrap();
+    let path = temp_dir("20k-out").join("mask.tif");
+    std::fs::write(&path, &out.bytes).unwrap();
+    let ds = gdal::Dataset::open(&path).unwrap();
+    assert_eq!(ds.raster_size(), (side as usize, side as usize));
+    assert_eq!(
+        ds.geo_transform().unwrap(),
+        [500_000.0, 0.5, 0.0, 6_100_000.0, 0.0, -0.5]
+    );
+    assert_eq!(ds.spatial_ref().unwrap().auth_code().unwrap(), 32633);
+    let band = ds.rasterband(1).unwrap();
+    assert_eq!(band.band_type(), gdal::raster::GdalDataType::UInt16);
+    assert_eq!(band.no_data_value(), Some(0.0));
+    for (x, y, want) in [
+        (10, 20, 1u16),
+        (39, 59, 1),
+        (40, 59, 0),
+        (19_999, 0, 2),
+        (19_950, 59, 2),
+        (5_000, 19_999, 300),
+        (5_199, 19_990, 300),
+        (12_346, 9_877, 4),
+        (12_349, 9_877, 0),
+        (10_000, 10_000, 0),
+    ] {
+        let buf = band
+            .read_as::<u16>((x as isize, y as isize), (1, 1), (1, 1), None)
+            .unwrap();
+        assert_eq!(buf.data()[0], want, "pixel ({x}, {y})");
+    }
+    let _ = std::fs::remove_file(&path);
+
+    let err = host.format("png", &req).unwrap_err();
+    assert_eq!(err.status_code(), 400, "{err}");
+    assert!(err.to_string().contains("geotiff"), "{err}");
+}

@@ -1,8 +1,10 @@
 //! The plugin author's path, black-box: `scripts/new-plugin` makes a formatter and a filter in a
-//! temporary directory outside the repository (depending on the SDK by path), cargo builds
-//! them, and they are dropped into a running server next to a WIT 0.1.0 component; then
-//! declared parameters, per-request filters, reloading `[plugins]` from the config file and
-//! option precedence, all over HTTP.
+//! temporary directory outside the repository (depending on the SDK by path), the formatter's
+//! `src/lib.rs` becomes the guide's KML formatter (plugins/examples/kml.rs, which
+//! plugins/README.md shows verbatim), cargo builds them, and they are dropped into a running
+//! server next to a WIT 0.1.0 component; then the KML itself, declared parameters,
+//! per-request filters, reloading `[plugins]` from the config file and option precedence, all
+//! over HTTP.
 
 mod common;
 
@@ -14,9 +16,10 @@ use common::rasters::Scene;
 use common::{detail, Server};
 use serde_json::Value;
 
-/// Runs `scripts/new-plugin NAME --kind KIND --dir DIR/NAME` and builds the crate for
-/// wasm32-wasip2; returns the component.
-fn new_plugin(dir: &Path, name: &str, kind: &str) -> PathBuf {
+/// Runs `scripts/new-plugin NAME --kind KIND --dir DIR/NAME`, replaces the template's
+/// `src/lib.rs` with `source` when given, and builds the crate for wasm32-wasip2; returns the
+/// component.
+fn new_plugin(dir: &Path, name: &str, kind: &str, source: Option<&Path>) -> PathBuf {
     let root = common::repo_root();
     let crate_dir = dir.join(name);
     let status = Command::new(root.join("scripts/new-plugin"))
@@ -25,6 +28,9 @@ fn new_plugin(dir: &Path, name: &str, kind: &str) -> PathBuf {
         .status()
         .expect("scripts/new-plugin runs");
     assert!(status.success(), "scripts/new-plugin {name} failed");
+    if let Some(source) = source {
+        std::fs::copy(source, crate_dir.join("src/lib.rs")).unwrap();
+    }
     // One target directory for both crates, kept between runs (the SDK compiles once).
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -65,12 +71,63 @@ fn plugin<'a>(listed: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{name} not listed: {listed}"))
 }
 
+/// The guide's KML formatter: the file the test builds.
+fn kml_source() -> PathBuf {
+    common::repo_root().join("plugins/examples/kml.rs")
+}
+
+/// The code block of plugins/README.md between the `kml-formatter` markers is exactly
+/// plugins/examples/kml.rs, so the guide shows the code that is built and served below.
+#[test]
+fn the_guide_shows_the_kml_formatter_that_is_built() {
+    let guide = std::fs::read_to_string(common::repo_root().join("plugins/README.md")).unwrap();
+    let begin = "<!-- kml-formatter: begin -->\n```rust\n";
+    let end = "```\n<!-- kml-formatter: end -->";
+    let from = guide
+        .find(begin)
+        .expect("begin marker in plugins/README.md")
+        + begin.len();
+    let to = from
+        + guide[from..]
+            .find(end)
+            .expect("end marker in plugins/README.md");
+    let code = std::fs::read_to_string(kml_source()).unwrap();
+    assert!(
+        guide[from..to] == code,
+        "plugins/README.md's KML block differs from plugins/examples/kml.rs"
+    );
+}
+
+/// Checks a KML document from the guide's formatter over the red-square scene (UTM 18N, near
+/// 75° W 36° N): well-formed XML, every coordinate a WGS84 longitude/latitude there; returns
+/// the number of Placemarks.
+fn check_kml(body: &str) -> usize {
+    let doc = roxmltree::Document::parse(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(doc.root_element().tag_name().name(), "kml");
+    let mut vertices = 0;
+    for node in doc.descendants().filter(|n| n.has_tag_name("coordinates")) {
+        for pair in node.text().unwrap_or("").split_whitespace() {
+            let (lon, lat) = pair.split_once(',').unwrap();
+            let (lon, lat): (f64, f64) = (lon.parse().unwrap(), lat.parse().unwrap());
+            assert!((-76.0..-74.0).contains(&lon), "longitude {lon}");
+            assert!((35.0..37.0).contains(&lat), "latitude {lat}");
+            vertices += 1;
+        }
+    }
+    let placemarks = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("Placemark"))
+        .count();
+    assert!(placemarks == 0 || vertices >= 4 * placemarks, "{body}");
+    placemarks
+}
+
 #[test]
 fn new_plugin_crates_built_out_of_tree_serve_from_a_running_server() {
     let started = Instant::now();
     let outside = common::temp_dir("authoring");
-    let kml = new_plugin(&outside, "kml", "formatter");
-    let compact = new_plugin(&outside, "compact", "filter");
+    let kml = new_plugin(&outside, "kml", "formatter", Some(&kml_source()));
+    let compact = new_plugin(&outside, "compact", "filter", None);
 
     let plugin_dir = common::temp_dir("authoring-plugins");
     copy_dir(&common::plugin_dir(), &plugin_dir);
@@ -114,20 +171,38 @@ fn new_plugin_crates_built_out_of_tree_serve_from_a_running_server() {
     };
     let r = ask(&[]);
     assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/vnd.google-earth.kml+xml"));
     let body = r.text().unwrap();
     eprintln!(
         "scripts/new-plugin to a served response: {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let count: usize = body.trim().parse().unwrap_or_else(|_| panic!("{body}"));
+    // One Placemark per mask (X-Samgeo-Masks would say the same), the red square among them.
+    let count = check_kml(&body);
     assert!(count >= 1, "{body}");
+    assert!(body.contains("<name>mask 1</name>"), "{body}");
+    let named = ask(&[("name", "field & <square>")]).text().unwrap();
+    assert_eq!(check_kml(&named), count);
+    assert!(
+        named.contains("<name>field &amp; &lt;square&gt; 1</name>"),
+        "{named}"
+    );
+    let masks_header = ask(&[]).headers()["x-samgeo-masks"]
+        .to_str()
+        .unwrap()
+        .parse::<usize>()
+        .unwrap();
+    assert_eq!(count, masks_header, "one Placemark per mask");
 
     // GET /plugins: versions, declared parameters, chain membership.
     let listed: Value = server.get("/plugins").json().unwrap();
     let k = plugin(&listed, "kml");
     assert_eq!(k["wit_version"], "0.2.0", "{k}");
     assert_eq!(k["version"], "0.1.0", "{k}");
-    assert_eq!(k["params"][0]["name"], "suffix", "{k}");
+    assert_eq!(k["params"][0]["name"], "name", "{k}");
     assert_eq!(k["params"][0]["type"], "string", "{k}");
     let c = plugin(&listed, "compact");
     assert_eq!(c["kind"], "filter");
@@ -148,14 +223,18 @@ fn new_plugin_crates_built_out_of_tree_serve_from_a_running_server() {
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(
         r.text().unwrap().trim(),
-        body.trim(),
+        count.to_string(),
         "0.1.0 and 0.2.0 agree"
     );
 
     // Per-request filters, after the chain, with declared parameters checked.
     let r = ask(&[("filters", "compact"), ("min_score", "2")]);
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(r.text().unwrap(), "0\n", "compact dropped every mask");
+    assert_eq!(
+        check_kml(&r.text().unwrap()),
+        0,
+        "compact dropped every mask"
+    );
     let (status, d) = detail(ask(&[("filters", "compact"), ("min_score", "abc")]));
     assert_eq!(status, 400, "{d}");
     assert!(d.contains("'compact'") && d.contains("'min_score'"), "{d}");
@@ -184,13 +263,11 @@ fn new_plugin_crates_built_out_of_tree_serve_from_a_running_server() {
     assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap());
     let listed: Value = server.get("/plugins").json().unwrap();
     assert_eq!(plugin(&listed, "compact")["in_chain"], true);
-    assert_eq!(ask(&[]).text().unwrap(), "0\n", "the chained filter ran");
+    let placemarks = |fields: &[(&str, &str)]| check_kml(&ask(fields).text().unwrap());
+    assert_eq!(placemarks(&[]), 0, "the chained filter ran");
     // An empty form field does not override the operator's option; a value does.
-    assert_eq!(ask(&[("min_score", "")]).text().unwrap(), "0\n");
-    assert_eq!(
-        ask(&[("min_score", "0")]).text().unwrap().trim(),
-        body.trim()
-    );
+    assert_eq!(placemarks(&[("min_score", "")]), 0);
+    assert_eq!(placemarks(&[("min_score", "0")]), count);
 
     // Per-request filters switched off.
     config["plugins"]
@@ -212,11 +289,7 @@ fn new_plugin_crates_built_out_of_tree_serve_from_a_running_server() {
     let (status, d) = detail(reload());
     assert_eq!(status, 400, "{d}");
     assert!(d.contains("plugins.options.compact.min_score"), "{d}");
-    assert_eq!(
-        ask(&[]).text().unwrap(),
-        "0\n",
-        "the previous settings stay"
-    );
+    assert_eq!(placemarks(&[]), 0, "the previous settings stay");
 
     let _ = std::fs::remove_dir_all(plugin_dir);
     let _ = std::fs::remove_dir_all(outside);

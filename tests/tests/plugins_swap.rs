@@ -154,6 +154,33 @@ fn a_misbehaving_plugin_is_stopped_and_the_server_keeps_serving() {
         },
         &[],
     );
+    // testing/misbuilt-wit.wasm was built from a WIT copy with `mask.area: u32`: refused at
+    // load time, and GET /plugins, POST /plugins/reload and the log name the field.
+    let path = "samgeo:plugin/formatter@0.2.0#format: parameter req.masks.masks[].area: expected u64, found u32";
+    let listed: serde_json::Value = server.get("/plugins").json().unwrap();
+    let misbuilt = listed["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"] == "misbuilt-wit.wasm")
+        .unwrap_or_else(|| panic!("misbuilt-wit.wasm is not listed as failed: {listed}"));
+    assert!(
+        misbuilt["error"].as_str().unwrap().contains(path),
+        "{misbuilt}"
+    );
+    let reload = server
+        .client
+        .post(server.url("/plugins/reload"))
+        .send()
+        .unwrap();
+    assert_eq!(reload.status().as_u16(), 400);
+    let reload: serde_json::Value = reload.json().unwrap();
+    assert!(
+        reload["detail"].as_str().unwrap().contains(path),
+        "{reload}"
+    );
+    assert!(server.log().contains(path), "{}", server.log());
+
     let bytes = Scene::red_square().geotiff();
     for (format, status, words) in [
         ("misbehave-loop", 504, "misbehave-loop"),
@@ -175,6 +202,13 @@ fn a_misbehaving_plugin_is_stopped_and_the_server_keeps_serving() {
             assert!(
                 log.contains("deliberate panic in format") && log.contains("plugin trapped"),
                 "{log}"
+            );
+            // The component keeps its names (plugins/Cargo.toml), so the backtrace in the log
+            // is symbolised: its frames name the plugin crate's functions.
+            let trap = &log[log.find("plugin trapped").unwrap()..];
+            assert!(
+                trap.contains("samgeo_misbehave_panic") && !trap.contains("(none:"),
+                "no symbolised backtrace: {trap}"
             );
         }
         let ok = server.post_form(

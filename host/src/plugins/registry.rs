@@ -300,6 +300,19 @@ fn load_one(
         name: file.trim_end_matches(".wasm").to_string(),
         file: file.to_string(),
     };
+    // Every exported function against this version's bindings, before anything is called: a
+    // component built from an edited copy of the WIT is refused here, naming the item.
+    limits::call(&engine.engine, &id, limits, |store| {
+        bound.exports.check_types(store)
+    })
+    .map_err(|e| match e {
+        super::error::PluginError::Rejected { message, .. } => anyhow::anyhow!(
+            "its exports do not match samgeo:plugin@{} as this server defines it: {message} (supported WIT versions: {})",
+            bound.wit_version,
+            bindings::supported_versions()
+        ),
+        other => anyhow::Error::from(other),
+    })?;
     let info = limits::call(&engine.engine, &id, limits, |store| {
         bound.exports.info(store).map(Ok)
     })?;

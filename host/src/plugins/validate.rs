@@ -80,40 +80,10 @@ pub(crate) fn filtered_masks(masks: &[Mask], width: u32, height: u32) -> Result<
                 at()
             ));
         }
-        let b = m.bbox;
-        if u64::from(b.x) + u64::from(b.width) > u64::from(width)
-            || u64::from(b.y) + u64::from(b.height) > u64::from(height)
-        {
-            return Err(format!(
-                "{}: bbox {}x{}+{}+{} lies outside the {width}x{height} image",
-                at(),
-                b.width,
-                b.height,
-                b.x,
-                b.y
-            ));
-        }
-        let (mut total, mut set) = (0u64, 0u64);
-        for (k, &run) in m.runs.iter().enumerate() {
-            total += u64::from(run);
-            if k % 2 == 1 {
-                set += u64::from(run);
-            }
-        }
-        let bbox_area = u64::from(b.width) * u64::from(b.height);
-        if total != bbox_area {
-            return Err(format!(
-                "{}: runs add up to {total} pixels, the bbox holds {bbox_area}",
-                at()
-            ));
-        }
-        if set != m.area {
-            return Err(format!(
-                "{}: area says {} pixels, the runs set {set}",
-                at(),
-                m.area
-            ));
-        }
+        // Bbox inside the image, runs covering exactly the bbox, area equal to the set pixels:
+        // the SDK's own check, the one plugins run on what they receive.
+        samgeo_plugin_sdk::rle::validate(m, width, height)
+            .map_err(|e| format!("mask #{i}: {e}"))?;
     }
     Ok(())
 }

@@ -1,5 +1,12 @@
-//! A minimal GeoTIFF writer for single-band unsigned label rasters: classic little-endian
-//! TIFF, Deflate-compressed strips, GDAL_NODATA, and GeoTIFF georeferencing.
+//! A GeoTIFF writer for single-band unsigned label rasters: classic TIFF, Deflate-compressed
+//! strips written one at a time, GDAL_NODATA, and GeoTIFF georeferencing.
+//!
+//! The file structure (header, IFD, tag values) is the `tiff` crate's `DirectoryEncoder`. The
+//! strips are compressed here and handed to it as raw data: `tiff` 0.11's `ImageEncoder`
+//! compresses only inside `write_data`, which takes the whole image at once, while its
+//! `write_strip` writes strips uncompressed whatever compression was chosen, and painting the
+//! whole raster first is exactly what a 20000 x 20000 result inside the plugin memory limit
+//! cannot afford.
 //!
 //! Georeferencing written:
 //! * north-up rasters: ModelPixelScale + ModelTiepoint; any other geotransform (rotated,
@@ -9,15 +16,14 @@
 //! * a CRS known only as WKT: the type key is 32767 (user-defined) and GTCitation holds
 //!   `ESRI PE String = <wkt>`, which GDAL parses back into the CRS.
 
+use std::io::Cursor;
+
 use miniz_oxide::deflate::compress_to_vec_zlib;
+use tiff::encoder::{DirectoryEncoder, TiffEncoder, TiffKindStandard};
+use tiff::tags::Tag;
 
 use crate::model::Georef;
 use crate::raster::Label;
-
-const SHORT: u16 = 3;
-const LONG: u16 = 4;
-const ASCII: u16 = 2;
-const DOUBLE: u16 = 12;
 
 /// Deflate level: 1 is fast and still small for label rasters, which are mostly long runs.
 const LEVEL: u8 = 1;
@@ -66,52 +72,6 @@ pub fn crs_kind(georef: &Georef) -> Option<CrsKind> {
     })
 }
 
-/// One IFD entry before layout: tag, field type, count, value bytes (little-endian).
-struct Entry {
-    tag: u16,
-    typ: u16,
-    count: u32,
-    bytes: Vec<u8>,
-}
-
-fn shorts(tag: u16, v: &[u16]) -> Entry {
-    Entry {
-        tag,
-        typ: SHORT,
-        count: v.len() as u32,
-        bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-    }
-}
-
-fn longs(tag: u16, v: &[u32]) -> Entry {
-    Entry {
-        tag,
-        typ: LONG,
-        count: v.len() as u32,
-        bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-    }
-}
-
-fn doubles(tag: u16, v: &[f64]) -> Entry {
-    Entry {
-        tag,
-        typ: DOUBLE,
-        count: v.len() as u32,
-        bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-    }
-}
-
-fn ascii(tag: u16, s: &str) -> Entry {
-    let mut bytes = s.as_bytes().to_vec();
-    bytes.push(0);
-    Entry {
-        tag,
-        typ: ASCII,
-        count: bytes.len() as u32,
-        bytes,
-    }
-}
-
 /// Encodes `data` (`width * height` samples, row-major) as a GeoTIFF. `nodata` is written as
 /// the GDAL_NODATA tag when given.
 pub fn write<T: Label>(
@@ -155,8 +115,12 @@ pub fn write_strips<T: Label>(
     let sample_bytes = usize::from(T::BITS / 8);
     let rows_per_strip = crate::raster::rows_per_strip::<T>(width, height, STRIP_BYTES) as usize;
 
-    // Header, then the strips, then the IFD and its out-of-line values.
-    let mut out: Vec<u8> = vec![b'I', b'I', 42, 0, 0, 0, 0, 0];
+    let tiff_err = |e: tiff::TiffError| format!("GeoTIFF: {e}");
+    let mut file = Cursor::new(Vec::new());
+    let mut encoder = TiffEncoder::new(&mut file).map_err(tiff_err)?;
+    let mut dir = encoder.image_directory().map_err(tiff_err)?;
+
+    // The strips first (each compressed as soon as it is painted), then the tags.
     let mut offsets = Vec::new();
     let mut counts = Vec::new();
     let mut strip: Vec<T> = vec![T::default(); rows_per_strip * width as usize];
@@ -173,42 +137,47 @@ pub fn write_strips<T: Label>(
         }
         raw.clear();
         let rows = &strip[..want * width as usize];
-        if sample_bytes == 1 {
-            raw.extend(rows.iter().map(|v| v.to_u32() as u8));
-        } else {
-            for &v in rows {
-                v.push_le(&mut raw);
-            }
+        // `tiff` writes the file in the machine's byte order; the samples follow it.
+        match sample_bytes {
+            1 => raw.extend(rows.iter().map(|v| v.to_u32() as u8)),
+            2 => raw.extend(rows.iter().flat_map(|v| (v.to_u32() as u16).to_ne_bytes())),
+            _ => raw.extend(rows.iter().flat_map(|v| v.to_u32().to_ne_bytes())),
         }
         let z = compress_to_vec_zlib(&raw, LEVEL);
-        offsets.push(u32::try_from(out.len()).map_err(|_| "GeoTIFF over 4 GiB")?);
+        let at = dir.write_data(z.as_slice()).map_err(tiff_err)?;
+        offsets.push(u32::try_from(at).map_err(|_| "GeoTIFF over 4 GiB")?);
         counts.push(z.len() as u32);
-        out.extend_from_slice(&z);
         row += want;
     }
     drop(strip);
     drop(raw);
 
-    let mut entries = vec![
-        longs(256, &[width]),
-        longs(257, &[height]),
-        shorts(258, &[T::BITS]),
-        shorts(259, &[8]), // Adobe Deflate
-        shorts(262, &[1]), // BlackIsZero
-        longs(273, &offsets),
-        shorts(277, &[1]),
-        longs(278, &[rows_per_strip as u32]),
-        longs(279, &counts),
-        shorts(284, &[1]), // chunky
-        shorts(339, &[1]), // unsigned integer
-    ];
-    entries.extend(geo_entries(georef));
+    dir.write_tag(Tag::ImageWidth, width).map_err(tiff_err)?;
+    dir.write_tag(Tag::ImageLength, height).map_err(tiff_err)?;
+    dir.write_tag(Tag::BitsPerSample, T::BITS)
+        .map_err(tiff_err)?;
+    dir.write_tag(Tag::Compression, 8u16).map_err(tiff_err)?; // Adobe Deflate
+    dir.write_tag(Tag::PhotometricInterpretation, 1u16) // BlackIsZero
+        .map_err(tiff_err)?;
+    dir.write_tag(Tag::StripOffsets, offsets.as_slice())
+        .map_err(tiff_err)?;
+    dir.write_tag(Tag::SamplesPerPixel, 1u16)
+        .map_err(tiff_err)?;
+    dir.write_tag(Tag::RowsPerStrip, rows_per_strip as u32)
+        .map_err(tiff_err)?;
+    dir.write_tag(Tag::StripByteCounts, counts.as_slice())
+        .map_err(tiff_err)?;
+    dir.write_tag(Tag::PlanarConfiguration, 1u16) // chunky
+        .map_err(tiff_err)?;
+    dir.write_tag(Tag::SampleFormat, 1u16) // unsigned integer
+        .map_err(tiff_err)?;
+    write_geo_tags(&mut dir, georef).map_err(tiff_err)?;
     if let Some(nd) = nodata {
-        entries.push(ascii(42113, &nd.to_string()));
+        dir.write_tag(Tag::GdalNodata, nd.to_string().as_str())
+            .map_err(tiff_err)?;
     }
-    entries.sort_by_key(|e| e.tag);
-    layout_ifd(&mut out, &entries)?;
-    Ok(out)
+    dir.finish().map_err(tiff_err)?;
+    Ok(file.into_inner())
 }
 
 /// Removes whitespace outside quoted strings and turns `|` (GeoAsciiParams' separator) into a
@@ -229,14 +198,16 @@ pub fn compact_wkt(wkt: &str) -> String {
     out
 }
 
-/// The georeferencing tags for `georef` (none without a geotransform or CRS).
-fn geo_entries(georef: &Georef) -> Vec<Entry> {
-    let mut entries = Vec::new();
+/// Writes the georeferencing tags for `georef` (none without a geotransform or CRS).
+fn write_geo_tags(
+    dir: &mut DirectoryEncoder<'_, &mut Cursor<Vec<u8>>, TiffKindStandard>,
+    georef: &Georef,
+) -> tiff::TiffResult<()> {
     if let Some(gt) = &georef.geotransform {
         let c = gt.0;
         if gt.is_north_up() {
-            entries.push(doubles(33550, &[c[1], -c[5], 0.0]));
-            entries.push(doubles(33922, &[0.0, 0.0, 0.0, c[0], c[3], 0.0]));
+            dir.write_tag(Tag::ModelPixelScaleTag, &[c[1], -c[5], 0.0][..])?;
+            dir.write_tag(Tag::ModelTiepointTag, &[0.0, 0.0, 0.0, c[0], c[3], 0.0][..])?;
         } else {
             #[rustfmt::skip]
             let m = [
@@ -245,7 +216,7 @@ fn geo_entries(georef: &Georef) -> Vec<Entry> {
                 0.0, 0.0, 0.0, 0.0,
                 0.0, 0.0, 0.0, 1.0,
             ];
-            entries.push(doubles(34264, &m));
+            dir.write_tag(Tag::ModelTransformationTag, &m[..])?;
         }
     }
     // (key id, tag location, count, value or offset); sorted before writing.
@@ -282,51 +253,13 @@ fn geo_entries(georef: &Georef) -> Vec<Entry> {
     }
     if !keys.is_empty() {
         keys.sort_by_key(|k| k[0]);
-        let mut dir = vec![1u16, 1, 0, keys.len() as u16];
-        dir.extend(keys.iter().flatten());
-        entries.push(shorts(34735, &dir));
+        let mut keys_dir = vec![1u16, 1, 0, keys.len() as u16];
+        keys_dir.extend(keys.iter().flatten());
+        dir.write_tag(Tag::GeoKeyDirectoryTag, keys_dir.as_slice())?;
     }
     if !ascii_params.is_empty() {
-        entries.push(ascii(34737, &ascii_params));
+        dir.write_tag(Tag::GeoAsciiParamsTag, ascii_params.as_str())?;
     }
-    entries
-}
-
-/// Appends the IFD for `entries` (sorted by tag) and its out-of-line values to `out`, and
-/// points the header at it.
-fn layout_ifd(out: &mut Vec<u8>, entries: &[Entry]) -> Result<(), String> {
-    if out.len() % 2 == 1 {
-        out.push(0);
-    }
-    let ifd_at = out.len();
-    let mut extra_at = ifd_at + 2 + 12 * entries.len() + 4;
-    let mut ifd = Vec::with_capacity(extra_at - ifd_at);
-    let mut extra = Vec::new();
-    ifd.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    for e in entries {
-        ifd.extend_from_slice(&e.tag.to_le_bytes());
-        ifd.extend_from_slice(&e.typ.to_le_bytes());
-        ifd.extend_from_slice(&e.count.to_le_bytes());
-        if e.bytes.len() <= 4 {
-            let mut v = [0u8; 4];
-            v[..e.bytes.len()].copy_from_slice(&e.bytes);
-            ifd.extend_from_slice(&v);
-        } else {
-            let at = u32::try_from(extra_at).map_err(|_| "GeoTIFF over 4 GiB")?;
-            ifd.extend_from_slice(&at.to_le_bytes());
-            extra.extend_from_slice(&e.bytes);
-            extra_at += e.bytes.len();
-            if extra.len() % 2 == 1 {
-                extra.push(0);
-                extra_at += 1;
-            }
-        }
-    }
-    ifd.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
-    let ifd_offset = u32::try_from(ifd_at).map_err(|_| "GeoTIFF over 4 GiB")?;
-    out[4..8].copy_from_slice(&ifd_offset.to_le_bytes());
-    out.extend_from_slice(&ifd);
-    out.extend_from_slice(&extra);
     Ok(())
 }
 

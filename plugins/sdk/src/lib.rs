@@ -25,7 +25,7 @@
 //! * [`geometry`]: ring area, orientation, containment;
 //! * [`simplify`]: Douglas–Peucker for rings;
 //! * [`json`]: a minimal JSON writer;
-//! * [`geotiff`]: a minimal GeoTIFF writer;
+//! * [`geotiff`]: a GeoTIFF writer, strip by strip (feature `geotiff`, on by default);
 //! * [`glue`]: the macros that export a plugin through the WIT bindings;
 //! * `bindings` (wasm only): the generated bindings of both worlds.
 
@@ -60,6 +60,7 @@ pub mod bindings {
 }
 
 pub mod geometry;
+#[cfg(feature = "geotiff")]
 pub mod geotiff;
 pub mod glue;
 pub mod json;

@@ -15,6 +15,7 @@ use crate::masks::{FormattedOutput, Mask, PluginRequest};
 
 use super::limits::HostState;
 
+mod typecheck;
 pub(crate) mod v0_1;
 pub(crate) mod v0_2;
 
@@ -53,6 +54,9 @@ pub struct ParamSpec {
 /// The exports of an output formatter, whatever WIT version it was built against. Each call
 /// instantiates the component in the given (fresh) store.
 pub(crate) trait FormatterExports: Send + Sync {
+    /// Type-checks every exported function against this version's bindings (done once, at load
+    /// time); `Ok(Err(message))` names the function and the path of the item that differs.
+    fn check_types(&self, store: &mut Store<HostState>) -> wasmtime::Result<Result<(), String>>;
     /// Calls `info()`.
     fn info(&self, store: &mut Store<HostState>) -> wasmtime::Result<Info>;
     /// Calls `format(req)` with `params` in place of `req.params`; the inner `Err` is the
@@ -68,6 +72,8 @@ pub(crate) trait FormatterExports: Send + Sync {
 /// The exports of a mask filter, whatever WIT version it was built against. Each call
 /// instantiates the component in the given (fresh) store.
 pub(crate) trait FilterExports: Send + Sync {
+    /// See [`FormatterExports::check_types`].
+    fn check_types(&self, store: &mut Store<HostState>) -> wasmtime::Result<Result<(), String>>;
     /// Calls `info()`.
     fn info(&self, store: &mut Store<HostState>) -> wasmtime::Result<Info>;
     /// Calls `apply(req)` with `params` in place of `req.params`; the inner `Err` is the
@@ -87,6 +93,17 @@ pub(crate) enum Exports {
 }
 
 impl Exports {
+    /// Type-checks the exports whatever the kind (see [`FormatterExports::check_types`]).
+    pub fn check_types(
+        &self,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self {
+            Exports::Formatter(f) => f.check_types(store),
+            Exports::Filter(f) => f.check_types(store),
+        }
+    }
+
     /// Calls `info()` whatever the kind.
     pub fn info(&self, store: &mut Store<HostState>) -> wasmtime::Result<Info> {
         match self {

@@ -10,6 +10,7 @@ use wasmtime::Store;
 
 use crate::masks::{self, FormattedOutput, PluginRequest};
 
+use super::typecheck::check_func;
 use super::{Exports, FilterExports, FormatterExports, Info, VersionSupport};
 use crate::plugins::limits::HostState;
 
@@ -84,6 +85,16 @@ fn bind(linker: &Linker<HostState>, component: &Component) -> wasmtime::Result<O
 struct Formatter(formatter_world::FormatterPluginPre<HostState>);
 
 impl FormatterExports for Formatter {
+    fn check_types(&self, store: &mut Store<HostState>) -> wasmtime::Result<Result<(), String>> {
+        let instance = self.0.instance_pre().instantiate(&mut *store)?;
+        let e = FORMATTER_EXPORT;
+        if let Err(m) = check_func::<(), (types::PluginInfo,)>(store, &instance, e, "info")? {
+            return Ok(Err(m));
+        }
+        type FormatResult = (Result<types::Output, String>,);
+        check_func::<(types::Request,), FormatResult>(store, &instance, e, "format")
+    }
+
     fn info(&self, store: &mut Store<HostState>) -> wasmtime::Result<Info> {
         let instance = self.0.instantiate(&mut *store)?;
         let info = instance.samgeo_plugin_formatter().call_info(&mut *store)?;
@@ -113,6 +124,16 @@ impl FormatterExports for Formatter {
 struct Filter(filter_world::FilterPluginPre<HostState>);
 
 impl FilterExports for Filter {
+    fn check_types(&self, store: &mut Store<HostState>) -> wasmtime::Result<Result<(), String>> {
+        let instance = self.0.instance_pre().instantiate(&mut *store)?;
+        let e = FILTER_EXPORT;
+        if let Err(m) = check_func::<(), (types::PluginInfo,)>(store, &instance, e, "info")? {
+            return Ok(Err(m));
+        }
+        type ApplyResult = (Result<Vec<types::Mask>, String>,);
+        check_func::<(types::Request,), ApplyResult>(store, &instance, e, "apply")
+    }
+
     fn info(&self, store: &mut Store<HostState>) -> wasmtime::Result<Info> {
         let instance = self.0.instantiate(&mut *store)?;
         let info = instance.samgeo_plugin_filter().call_info(&mut *store)?;

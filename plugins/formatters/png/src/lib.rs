@@ -5,6 +5,10 @@
 //! `unique` filter leaves for `unique=false`); otherwise (absent or `true`) the labels are the
 //! pixel values: 8-bit when the largest label is at most 255, else 16-bit. Labels above 65535
 //! do not fit a PNG and are an error (use `geotiff`).
+//!
+//! Images above [`MAX_PIXELS`] (16384 x 16384, the server's default single-look `max_pixels`)
+//! are refused with an error naming `geotiff`: results that large come from tiled runs, few
+//! PNG readers open them, and GeoTIFF keeps their georeferencing.
 
 use std::io::Write;
 
@@ -37,6 +41,9 @@ impl Formatter for Png {
     }
 }
 
+/// The largest image, in pixels, this formatter encodes (16384 x 16384).
+pub const MAX_PIXELS: u64 = 1 << 28;
+
 /// Uncompressed bytes per painted strip (about).
 const STRIP_BYTES: usize = 1 << 20;
 
@@ -44,6 +51,14 @@ const STRIP_BYTES: usize = 1 << 20;
 /// masks, one strip and the compressed output, never the whole label raster.
 pub fn to_png(req: &Request) -> Result<Vec<u8>, String> {
     let set = &req.masks;
+    let pixels = u64::from(set.width) * u64::from(set.height);
+    if pixels > MAX_PIXELS {
+        return Err(format!(
+            "a {}x{} image ({pixels} pixels) is above the png formatter's limit of {MAX_PIXELS} \
+             pixels; ask for output_format=geotiff",
+            set.width, set.height
+        ));
+    }
     let binary = req.params.get_bool("unique")? == Some(false);
     let max = max_label(set);
     if binary {
@@ -153,6 +168,18 @@ mod tests {
         let (d, px) = decode(&to_png(&req(&[1, 300], &[("unique", "False")])).unwrap());
         assert_eq!(d, png::BitDepth::Eight);
         assert_eq!(px, vec![255, 255, 0, 0, 255, 255, 0, 0]);
+    }
+
+    #[test]
+    fn too_large_images_name_geotiff() {
+        let mut r = req(&[1], &[]);
+        r.masks.width = 20_000;
+        r.masks.height = 20_000;
+        let err = to_png(&r).unwrap_err();
+        assert!(
+            err.contains("geotiff") && err.contains("268435456"),
+            "{err}"
+        );
     }
 
     #[test]

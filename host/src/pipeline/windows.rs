@@ -176,14 +176,26 @@ pub fn plan(rows: Vec<DecoderPrompt>, width: u32, height: u32, side: u32) -> Vec
         .collect()
 }
 
-/// The square window of at least `side` px (more when the extent needs it) centred on the
-/// extent `e`, moved inside the raster and cut to its size.
+/// The square window of at least `side` px (more when the extent needs it) around the extent
+/// `e`, moved inside the raster and cut to its size. Its origin snaps to a grid of `side / 4`
+/// px where the margins allow, so that clicks close to each other share a window (and its
+/// cached embedding).
 fn window_around(e: Extent, width: u32, height: u32, side: u32, margin: f64) -> Window {
     let need = ((e[2] - e[0]).max(e[3] - e[1]) + 2.0 * margin).ceil();
     let s = (side as f64).max(need);
+    let step = (side / 4).max(1) as f64;
     let place = |lo: f64, hi: f64, size: u32| -> (u32, u32) {
         let len = s.min(size as f64);
-        let start = ((lo + hi) / 2.0 - len / 2.0).round().clamp(0.0, size as f64 - len);
+        let centred = (lo + hi) / 2.0 - len / 2.0;
+        // Origins that keep the margin on both sides, and the grid points among them.
+        let (first, last) = (hi + margin - len, lo - margin);
+        let (k_min, k_max) = ((first / step).ceil(), (last / step).floor());
+        let start = if k_min <= k_max {
+            (centred / step).round().clamp(k_min, k_max) * step
+        } else {
+            centred.round()
+        };
+        let start = start.clamp(0.0, size as f64 - len);
         (start as u32, (start + len) as u32)
     };
     let (x0, x1) = place(e[0], e[2], width);
@@ -204,12 +216,15 @@ mod tests {
     }
 
     #[test]
-    fn a_click_gets_a_window_centred_on_it() {
+    fn a_click_gets_a_window_around_it_shared_with_clicks_nearby() {
         let groups = plan(vec![points(&[[10_000.0, 5_000.0]])], 20_000, 20_000, 1024);
         assert_eq!(groups.len(), 1);
         let g = &groups[0];
-        assert_eq!(g.window, Window { x0: 9_488, y0: 4_488, x1: 10_512, y1: 5_512 });
-        assert_eq!(g.rows[0].points, vec![[512.0, 512.0]]);
+        // On the 256 px grid, nearest to centred, the click at least 128 px inside.
+        assert_eq!(g.window, Window { x0: 9_472, y0: 4_608, x1: 10_496, y1: 5_632 });
+        assert_eq!(g.rows[0].points, vec![[528.0, 392.0]]);
+        let near = plan(vec![points(&[[10_030.0, 5_010.0]])], 20_000, 20_000, 1024);
+        assert_eq!(near[0].window, g.window);
     }
 
     #[test]

@@ -82,19 +82,29 @@ fn a_click_on_a_small_object_of_a_huge_raster_returns_it() {
             if let Some(crs) = crs {
                 fields.push(("point_crs", crs));
             }
-            let r = server.post_form("/segment/predict", Some(("huge.tif", bytes.clone())), &fields);
+            let r = server.post_form(
+                "/segment/predict",
+                Some(("huge.tif", bytes.clone())),
+                &fields,
+            );
             let status = r.status().as_u16();
             let cached = r.headers().get("x-samgeo-cache").cloned();
             let text = r.text().unwrap();
             assert_eq!(status, 200, "{version}: {text}");
             assert_eq!(cached.unwrap(), cache, "{version} {point}");
-            let fc = geojson::FeatureCollection::try_from(text.parse::<geojson::GeoJson>().unwrap())
-                .unwrap();
+            let fc =
+                geojson::FeatureCollection::try_from(text.parse::<geojson::GeoJson>().unwrap())
+                    .unwrap();
             let polys = feature_polygons(&fc);
             assert_eq!(polys.len(), 1, "{version}: {text}");
             let score = iou(&polys[0], &object);
+            eprintln!("{version} {point}: IoU {score:.3} with the 40 px object");
             assert!(score >= 0.5, "{version}: IoU {score} with the 40 px object");
-            let crs = fc.foreign_members.as_ref().and_then(|m| m.get("crs")).unwrap();
+            let crs = fc
+                .foreign_members
+                .as_ref()
+                .and_then(|m| m.get("crs"))
+                .unwrap();
             assert!(crs.to_string().contains("32618"), "{crs}");
         }
     }

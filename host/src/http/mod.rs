@@ -36,7 +36,10 @@ pub fn router(state: AppState) -> Router {
         .route("/plugins", get(plugins::list))
         .route("/plugins/reload", post(plugins::reload))
         .route("/images", post(images::upload))
-        .route("/images/{image_id}", get(images::get).delete(images::delete))
+        .route(
+            "/images/{image_id}",
+            get(images::get).delete(images::delete),
+        )
         .route("/segment/predict", post(segment::predict))
         .route("/segment/automatic", post(segment::automatic))
         .route("/segment/text", post(segment::text))

@@ -84,9 +84,11 @@ fn serve(stream: TcpStream, root: &std::path::Path, served: &Served) -> std::io:
         };
         let size = file.metadata()?.len();
         let (status, start, end) = match range {
-            Some((a, b)) if a < size => {
-                ("206 Partial Content", a, b.unwrap_or(size - 1).min(size - 1))
-            }
+            Some((a, b)) if a < size => (
+                "206 Partial Content",
+                a,
+                b.unwrap_or(size - 1).min(size - 1),
+            ),
             Some(_) => {
                 out.write_all(
                     format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{size}\r\nContent-Length: 0\r\n\r\n")

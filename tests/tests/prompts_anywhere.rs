@@ -108,6 +108,33 @@ fn a_click_on_a_small_object_of_a_huge_raster_returns_it() {
             assert!(crs.to_string().contains("32618"), "{crs}");
         }
     }
+    // SAM3: a box is an exemplar, looked for within its window.
+    let boxed = format!(
+        "[[{}, {}, {}, {}]]",
+        OBJECT.x0 - 4,
+        OBJECT.y0 - 4,
+        OBJECT.x1 + 4,
+        OBJECT.y1 + 4
+    );
+    let r = server.post_form(
+        "/segment/predict",
+        Some(("huge.tif", bytes.clone())),
+        &[("model_version", "sam3"), ("boxes", boxed.as_str())],
+    );
+    let status = r.status().as_u16();
+    let text = r.text().unwrap();
+    assert_eq!(status, 200, "sam3: {text}");
+    let fc =
+        geojson::FeatureCollection::try_from(text.parse::<geojson::GeoJson>().unwrap()).unwrap();
+    let best = feature_polygons(&fc)
+        .iter()
+        .map(|p| iou(p, &object))
+        .fold(0.0, f64::max);
+    eprintln!(
+        "sam3 box: {} features, best IoU {best:.3}",
+        fc.features.len()
+    );
+    assert!(best >= 0.5, "sam3: IoU {best}: {text}");
     // With tiling off the raster is above max_pixels: 413 as before.
     let (status, message) = detail(server.post_form(
         "/segment/predict",

@@ -6,6 +6,7 @@ use parking_lot::RwLock;
 
 use crate::cache::{EmbeddingCache, InferenceLimiter, ModelCache};
 use crate::config::Config;
+use crate::images::ImageStore;
 use crate::jobs::Jobs;
 use crate::models::OnnxRuntime;
 use crate::plugins::PluginHost;
@@ -25,6 +26,8 @@ pub struct Inner {
     pub plugins: PluginHost,
     /// The jobs (set once at start-up, after the state exists: they run the pipeline with it).
     jobs: OnceLock<Arc<Jobs>>,
+    /// Rasters stored by `POST /images`.
+    pub images: ImageStore,
 }
 
 impl std::ops::Deref for AppState {
@@ -35,11 +38,15 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// Builds the state from a checked configuration.
+    /// Builds the state from a checked configuration (indexing the image store on disk).
     pub fn new(config: Config, runtime: OnnxRuntime, plugins: PluginHost) -> AppState {
         AppState(Arc::new(Inner {
             models: ModelCache::new(config.caches.max_loaded_models),
             embeddings: EmbeddingCache::new(config.caches.embedding_cache_bytes),
+            images: ImageStore::open(
+                config.server.cache_dir.join("images"),
+                config.caches.image_store_bytes,
+            ),
             limiter: Arc::new(InferenceLimiter::new(
                 config.server.max_concurrent_inferences,
                 config.server.max_queued_requests,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::mask_generator::{generate, number_masks, AutomaticParams, CropBox};
-use super::steps::{embedding_for, finish, prepare_with_limit};
+use super::steps::{embedding_for, finish, prepare_within};
 use super::text::{detect_text, TileDetector};
 use super::tiled::{merge, run_tiles, single_look, TilePlan, TiledRaster, TilingRequest};
 use super::{PipelineOutput, SegmentRequest, Stages};
@@ -39,7 +39,7 @@ pub fn run(state: &AppState, mut request: AutomaticRequest) -> Result<PipelineOu
     let tiling = request.tiling;
     let config = state.config();
     let single_look_max = config.server.max_pixels;
-    let prepared = prepare_with_limit(
+    let prepared = prepare_within(
         state,
         &mut request.common,
         tiling.max_pixels(&config),

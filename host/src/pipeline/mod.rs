@@ -12,6 +12,8 @@ mod request;
 mod steps;
 pub mod text;
 pub mod tiled;
+pub mod windows;
 
 pub use deadline::Deadline;
 pub use request::{ImageInput, PipelineOutput, SegmentRequest, Stages};
+pub use steps::unknown_image;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::detections;
 use super::mask_generator::number_masks;
-use super::steps::{apply_filters, embedding_for, finish, prepare_with_limit};
+use super::steps::{apply_filters, embedding_for, finish, prepare_within};
 use super::tiled::{merge, run_tiles, single_look, Tile, TilePlan, TiledRaster, TilingRequest};
 use super::{PipelineOutput, SegmentRequest, Stages};
 use crate::error::AppError;
@@ -44,7 +44,7 @@ pub fn run(state: &AppState, mut request: TextRequest) -> Result<PipelineOutput,
     let tiling = request.tiling;
     let config = state.config();
     let single_look_max = config.server.max_pixels;
-    let prepared = prepare_with_limit(
+    let prepared = prepare_within(
         state,
         &mut request.common,
         tiling.max_pixels(&config),

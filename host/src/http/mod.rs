@@ -14,6 +14,7 @@ mod response;
 mod scrape;
 mod segment;
 mod upload_limit;
+mod web;
 
 use std::sync::Arc;
 
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/segment/text", post(segment::text))
         .merge(openapi::routes())
         .merge(metrics_route(&config))
+        .merge(web::routes(&config))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             plugin_docs::document,

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod images;
 pub mod logging;
 pub mod masks;
 pub mod metrics;

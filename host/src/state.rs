@@ -6,6 +6,7 @@ use parking_lot::RwLock;
 
 use crate::cache::{EmbeddingCache, InferenceLimiter, ModelCache};
 use crate::config::Config;
+use crate::images::ImageStore;
 use crate::models::OnnxRuntime;
 use crate::plugins::PluginHost;
 
@@ -21,6 +22,8 @@ pub struct Inner {
     pub embeddings: EmbeddingCache,
     pub limiter: InferenceLimiter,
     pub plugins: PluginHost,
+    /// Rasters stored by `POST /images`.
+    pub images: ImageStore,
 }
 
 impl std::ops::Deref for AppState {
@@ -31,11 +34,15 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// Builds the state from a checked configuration.
+    /// Builds the state from a checked configuration (indexing the image store on disk).
     pub fn new(config: Config, runtime: OnnxRuntime, plugins: PluginHost) -> AppState {
         AppState(Arc::new(Inner {
             models: ModelCache::new(config.caches.max_loaded_models),
             embeddings: EmbeddingCache::new(config.caches.embedding_cache_bytes),
+            images: ImageStore::open(
+                config.server.cache_dir.join("images"),
+                config.caches.image_store_bytes,
+            ),
             limiter: InferenceLimiter::new(
                 config.server.max_concurrent_inferences,
                 config.server.max_queued_requests,

@@ -67,6 +67,11 @@ impl Form {
             .ok_or_else(|| AppError::unprocessable("Field required: file (the image to segment)"))
     }
 
+    /// Removes the text field `name` and returns its value, unless it is blank.
+    pub fn take_field(&mut self, name: &str) -> Option<String> {
+        self.fields.remove(name).filter(|v| !v.trim().is_empty())
+    }
+
     /// Every text field, for plugin parameters.
     pub fn fields(&self) -> impl Iterator<Item = (&String, &String)> {
         self.fields.iter()
@@ -79,7 +84,7 @@ impl Form {
     }
 }
 
-fn multipart_error(e: MultipartError) -> AppError {
+pub(super) fn multipart_error(e: MultipartError) -> AppError {
     let status = e.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         AppError::too_large(format!(

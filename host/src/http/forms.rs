@@ -12,7 +12,8 @@ use crate::error::AppError;
 use crate::pipeline::mask_generator::AutomaticParams;
 
 /// The `file` part: read by [`super::form::Form::read`] before the text fields are parsed; here
-/// so that the document lists it.
+/// so that the document lists it. (`image_id` and `source` are taken out of the fields before
+/// they are parsed too; the forms list them for the document.)
 #[derive(Debug, Default, Deserialize)]
 pub struct FilePart(#[allow(dead_code)] serde::de::IgnoredAny);
 
@@ -33,6 +34,9 @@ pub mod defaults {
     }
     pub fn yes() -> bool {
         true
+    }
+    pub fn tiling() -> String {
+        "auto".into()
     }
     pub fn backend() -> String {
         "meta".into()
@@ -80,10 +84,15 @@ pub mod defaults {
 /// Form of `POST /segment/predict`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PredictForm {
-    /// The image: GeoTIFF, PNG or JPEG.
+    /// The image: GeoTIFF, PNG or JPEG. Give exactly one of `file`, `image_id` and `source`.
     #[serde(default)]
-    #[schema(required = true, value_type = String, format = Binary)]
+    #[schema(required = false, value_type = String, format = Binary)]
     pub file: FilePart,
+    /// Instead of `file`: the id of a raster stored with `POST /images`.
+    pub image_id: Option<String>,
+    /// Instead of `file`: a path or GDAL virtual path (`/vsicurl/https://...`) read in place,
+    /// under one of the server's `[inputs] allowed_sources` prefixes.
+    pub source: Option<String>,
     /// sam, sam2 or sam3 (the default is configured: `api.default_model_version_predict`).
     pub model_version: Option<String>,
     /// Model id; the version's default when absent.
@@ -122,16 +131,29 @@ pub struct PredictForm {
     /// Bands used as R,G,B, 1-based, e.g. "4,3,2" (default: the bands labelled red, green,
     /// blue, else the first three).
     pub bands: Option<String>,
+    /// auto, on or off. `on`: the model looks at a window at native resolution around the
+    /// prompts (1024 px, prompts at least 128 px inside; prompts farther apart get a window
+    /// each); `auto` (default): so for rasters whose longest side exceeds `[tiling]
+    /// auto_above_px` or above `server.max_pixels`; `off`: one look at the whole raster,
+    /// downsampled (the seed's way). Masks are always in full-raster coordinates.
+    #[serde(default = "defaults::tiling")]
+    #[schema(default = defaults::tiling)]
+    pub tiling: String,
 }
 
 /// Form of `POST /segment/automatic`. The generator's knobs beyond the seed's are
 /// segment-anything's `SamAutomaticMaskGenerator` arguments, with its defaults.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AutomaticForm {
-    /// The image: GeoTIFF, PNG or JPEG.
+    /// The image: GeoTIFF, PNG or JPEG. Give exactly one of `file`, `image_id` and `source`.
     #[serde(default)]
-    #[schema(required = true, value_type = String, format = Binary)]
+    #[schema(required = false, value_type = String, format = Binary)]
     pub file: FilePart,
+    /// Instead of `file`: the id of a raster stored with `POST /images`.
+    pub image_id: Option<String>,
+    /// Instead of `file`: a path or GDAL virtual path (`/vsicurl/https://...`) read in place,
+    /// under one of the server's `[inputs] allowed_sources` prefixes.
+    pub source: Option<String>,
     /// sam, sam2 or sam3 (the default is configured: `api.default_model_version_automatic`).
     pub model_version: Option<String>,
     /// Model id; the version's default when absent.
@@ -209,10 +231,15 @@ pub struct AutomaticForm {
 /// Form of `POST /segment/text` (SAM3).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TextForm {
-    /// The image: GeoTIFF, PNG or JPEG.
+    /// The image: GeoTIFF, PNG or JPEG. Give exactly one of `file`, `image_id` and `source`.
     #[serde(default)]
-    #[schema(required = true, value_type = String, format = Binary)]
+    #[schema(required = false, value_type = String, format = Binary)]
     pub file: FilePart,
+    /// Instead of `file`: the id of a raster stored with `POST /images`.
+    pub image_id: Option<String>,
+    /// Instead of `file`: a path or GDAL virtual path (`/vsicurl/https://...`) read in place,
+    /// under one of the server's `[inputs] allowed_sources` prefixes.
+    pub source: Option<String>,
     /// What to find, e.g. "building".
     #[schema(example = "red")]
     pub prompt: String,

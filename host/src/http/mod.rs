@@ -5,6 +5,7 @@ mod auth;
 mod fields;
 pub mod form;
 pub mod forms;
+mod images;
 mod meta;
 mod observe;
 mod openapi;
@@ -35,6 +36,8 @@ pub fn router(state: AppState) -> Router {
         .route("/models", get(meta::list_models).delete(meta::clear_models))
         .route("/plugins", get(plugins::list))
         .route("/plugins/reload", post(plugins::reload))
+        .route("/images", post(images::upload))
+        .route("/images/{image_id}", get(images::get).delete(images::delete))
         .route("/segment/predict", post(segment::predict))
         .route("/segment/automatic", post(segment::automatic))
         .route("/segment/text", post(segment::text))

@@ -31,11 +31,14 @@ use crate::state::AppState;
         super::meta::clear_models,
         super::plugins::list,
         super::plugins::reload,
+        super::images::upload,
+        super::images::get,
+        super::images::delete,
         super::segment::predict,
         super::segment::automatic,
         super::segment::text,
     ),
-    components(schemas(PredictForm, AutomaticForm, TextForm, ErrorDetail))
+    components(schemas(PredictForm, AutomaticForm, TextForm, ErrorDetail, crate::images::ImageDescription))
 )]
 struct ApiDoc;
 
@@ -82,6 +85,9 @@ pub fn document(config: &Config, formats: &[String]) -> Value {
         }
         set_enum(&mut props["model_id"], ids);
         set_enum(&mut props["output_format"], formats);
+        if schema == "PredictForm" {
+            set_enum(&mut props["tiling"], &crate::pipeline::windows::Tiling::NAMES);
+        }
         if schema == "TextForm" {
             set_enum(&mut props["backend"], &BACKENDS);
             props["model_id"]["default"] = json!("facebook/sam3");
@@ -253,10 +259,14 @@ mod tests {
         );
         assert_eq!(predict["output_format"]["enum"], json!(["geojson", "png"]));
         assert!(predict["all_candidates"].is_object());
-        let required = &schemas["PredictForm"]["required"];
-        assert_eq!(required, &json!(["file"]));
+        // file, image_id or source: none is required alone.
+        assert!(schemas["PredictForm"]["required"].is_null());
+        for field in ["file", "image_id", "source"] {
+            assert!(predict[field].is_object(), "PredictForm lacks {field}");
+        }
+        assert_eq!(predict["tiling"]["enum"], json!(["auto", "on", "off"]));
         let text = &schemas["TextForm"];
-        assert_eq!(text["required"], json!(["file", "prompt"]));
+        assert_eq!(text["required"], json!(["prompt"]));
         assert_eq!(
             text["properties"]["model_id"]["enum"],
             json!(["facebook/sam3", "facebook/sam3.1", null])

@@ -17,6 +17,7 @@ use crate::pipeline::automatic::{self, AutomaticRequest};
 use crate::pipeline::predict::{self, PredictRequest};
 use crate::pipeline::prompts::Prompts;
 use crate::pipeline::text::{self, TextRequest};
+use crate::pipeline::windows::Tiling;
 use crate::pipeline::{Deadline, ImageInput, PipelineOutput, SegmentRequest};
 use crate::raster::BandSelection;
 use crate::state::AppState;
@@ -52,14 +53,15 @@ async fn read_form(
     }
 }
 
-/// A request's form with the upload taken out, and the time limit that started on arrival.
+/// A request's form with the raster input taken out, and the time limit that started on
+/// arrival.
 struct Received {
     form: Form,
-    file: super::form::Upload,
+    image: ImageInput,
     deadline: Deadline,
 }
 
-/// Starts the time limit and reads the form; no file → 422.
+/// Starts the time limit, reads the form and takes its raster input ([`image_input`]).
 async fn receive(
     state: &AppState,
     multipart: Result<Multipart, MultipartRejection>,
@@ -67,12 +69,42 @@ async fn receive(
     let limit = Duration::from_secs(state.config().server.request_timeout_secs);
     let deadline = Deadline::after(limit);
     let mut form = read_form(multipart, deadline).await?;
-    let file = form.take_file()?;
+    let image = image_input(&mut form)?;
     Ok(Received {
         form,
-        file,
+        image,
         deadline,
     })
+}
+
+/// The raster input: exactly one of `file` (an upload), `image_id` (a stored image, see
+/// `POST /images`) and `source` (a path read in place). None → 422 (as the seed answers a
+/// missing file); more than one → 400 naming them. `image_id` and `source` are taken out of
+/// the fields the plugins see.
+fn image_input(form: &mut Form) -> Result<ImageInput, AppError> {
+    let file = form.file.take();
+    let image_id = form.take_field("image_id");
+    let source = form.take_field("source");
+    let given: Vec<&str> = [
+        file.is_some().then_some("file"),
+        image_id.is_some().then_some("image_id"),
+        source.is_some().then_some("source"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    match (file, image_id, source) {
+        _ if given.len() > 1 => Err(AppError::bad_request(format!(
+            "Give exactly one of file, image_id or source (got {})",
+            given.join(" and ")
+        ))),
+        (Some(file), None, None) => Ok(ImageInput::Upload(file.bytes)),
+        (None, Some(id), None) => Ok(ImageInput::Stored(id.trim().to_string())),
+        (None, None, Some(source)) => Ok(ImageInput::Source(source)),
+        _ => Err(AppError::unprocessable(
+            "Field required: file (the image to segment; or image_id of a stored image, or source)",
+        )),
+    }
 }
 
 /// `model_version` (the configured default for the endpoint when absent) and `model_id` (the
@@ -171,7 +203,7 @@ pub async fn predict(
 ) -> Result<Response, AppError> {
     let Received {
         form,
-        file,
+        image,
         deadline,
     } = receive(&state, multipart).await?;
     let fields: PredictForm = form.parse()?;
@@ -189,6 +221,7 @@ pub async fn predict(
     predict::check_sam3_points(&state.config(), &model_version, &model_id, &prompts)?;
     let (min_size, max_size) = size_limits(fields.min_size, fields.max_size)?;
     let bands = BandSelection::parse(fields.bands.as_deref())?;
+    let tiling = Tiling::parse(&fields.tiling)?;
     let point_crs = fields.point_crs.clone();
     if let Some(crs) = point_crs.clone() {
         // GDAL may open its CRS database: not on the executor threads.
@@ -202,7 +235,7 @@ pub async fn predict(
             model_id,
             output_format,
             bands,
-            image: ImageInput::Upload(file.bytes),
+            image,
             params: plugin_params(&form, min_size, max_size),
             deadline,
             progress: SegmentRequest::no_progress(),
@@ -211,6 +244,7 @@ pub async fn predict(
         point_crs,
         multimask: fields.multimask_output,
         all_candidates: fields.all_candidates,
+        tiling,
     };
     run_job(&state, deadline, move |state| predict::run(&state, request)).await
 }
@@ -227,7 +261,7 @@ pub async fn automatic(
 ) -> Result<Response, AppError> {
     let Received {
         form,
-        file,
+        image,
         deadline,
     } = receive(&state, multipart).await?;
     let fields: AutomaticForm = form.parse()?;
@@ -256,7 +290,7 @@ pub async fn automatic(
             model_id,
             output_format,
             bands,
-            image: ImageInput::Upload(file.bytes),
+            image,
             params: params_for_plugins,
             deadline,
             progress: SegmentRequest::no_progress(),
@@ -281,7 +315,7 @@ pub async fn text(
 ) -> Result<Response, AppError> {
     let Received {
         form,
-        file,
+        image,
         deadline,
     } = receive(&state, multipart).await?;
     let fields: TextForm = form.parse()?;
@@ -308,7 +342,7 @@ pub async fn text(
             model_id,
             output_format,
             bands,
-            image: ImageInput::Upload(file.bytes),
+            image,
             params: plugin_params(&form, min_size, max_size),
             deadline,
             progress: SegmentRequest::no_progress(),

@@ -11,6 +11,8 @@ pub mod prompts;
 mod request;
 mod steps;
 pub mod text;
+pub mod windows;
 
 pub use deadline::Deadline;
 pub use request::{ImageInput, PipelineOutput, SegmentRequest, Stages};
+pub use steps::unknown_image;

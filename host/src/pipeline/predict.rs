@@ -1,11 +1,15 @@
 //! `/segment/predict`: points and boxes → one mask per prompt row (with `multimask_output`, the
-//! best of three candidates as the seed returns, or all three with `all_candidates`).
+//! best of three candidates as the seed returns, or all three with `all_candidates`). On a
+//! large raster (see [`Tiling`]) the model looks at windows at native resolution around the
+//! prompts ([`super::windows`]); masks always come back in full-raster coordinates.
 
 use super::prompts::Prompts;
-use super::steps::{embedding_for, finish, prepare};
+use super::steps::{embedding_for, finish, prepare_within, window_embedding_for, Prepared};
+use super::windows::{self, Tiling, WindowGroup};
 use super::{PipelineOutput, SegmentRequest};
 use crate::error::AppError;
 use crate::models::sam3::{self, box_exemplars};
+use crate::masks::Mask;
 use crate::models::{mask_from_logits, DecoderPrompt, LoadedModel};
 use crate::raster::{to_pixel_coords, RasterInfo};
 use crate::state::AppState;
@@ -18,6 +22,8 @@ pub struct PredictRequest {
     pub multimask: bool,
     /// With `multimask`: every candidate instead of the best one.
     pub all_candidates: bool,
+    /// Windows at native resolution, or one downsampled look.
+    pub tiling: Tiling,
 }
 
 /// Logit threshold of a mask pixel, and the offset of the stability score (SAM's values).
@@ -26,10 +32,38 @@ const STABILITY_OFFSET: f32 = 1.0;
 
 /// Runs the request (blocking).
 pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutput, AppError> {
+    let config = state.config();
+    // A raster above max_pixels is still looked at, in windows, unless tiling is off.
+    let max_pixels = match request.tiling {
+        Tiling::Off => config.server.max_pixels,
+        _ => config.server.max_tiled_pixels,
+    };
     let (prompts, point_crs) = (&request.prompts, request.point_crs.as_deref());
-    let prepared = prepare(state, &mut request.common, |raster, info| {
+    let prepared = prepare_within(state, &mut request.common, max_pixels, |raster, info| {
         pixel_prompts(raster, info, prompts, point_crs)
     })?;
+    let info = prepared.info.clone();
+    let windowed = request.tiling.windowed(
+        info.width,
+        info.height,
+        config.tiling.auto_above_px,
+        config.server.max_pixels,
+    );
+    let (masks, cache_hit, stages) = if windowed {
+        let side = config.tiling.tile_size;
+        run_windows(state, &request, prepared, side)?
+    } else {
+        run_whole(state, &request, prepared)?
+    };
+    finish(state, &request.common, &info, masks, cache_hit, stages)
+}
+
+/// One look at the whole raster, downsampled to the model's input size.
+fn run_whole(
+    state: &AppState,
+    request: &PredictRequest,
+    prepared: Prepared<Vec<DecoderPrompt>>,
+) -> Result<(Vec<Mask>, bool, super::Stages), AppError> {
     let (raster, info, sha256, rows) = (
         prepared.raster,
         prepared.info,
@@ -69,17 +103,94 @@ pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutp
             drop(raster);
             stages.mark("embedding");
             deadline.check()?;
-            // Boxes are exemplars: every object like them (as the seed). Points never get here
-            // ([`check_sam3_points`]).
-            let boxes: Vec<[f64; 4]> = rows.iter().filter_map(|r| r.bbox).collect();
-            let exemplars = box_exemplars(&boxes, info.width, info.height);
-            let text = model.encode_text(SAM3_EXEMPLAR_PROMPT)?;
-            let masks = model.detect_exemplars(&embedding, &text, &exemplars, SAM3_CONFIDENCE)?;
+            let masks = sam3_exemplar_masks(&model, &embedding, &rows, info.width, info.height)?;
             stages.mark("decode");
             (masks, cache_hit)
         }
     };
-    finish(state, &request.common, &info, masks, cache_hit, stages)
+    Ok((masks, cache_hit, stages))
+}
+
+/// Windows at native resolution around the prompts: each group of prompts is decoded against
+/// its window's embedding (cached per window), and its masks moved into full-raster
+/// coordinates. The request counts as a cache hit when every window's embedding was cached.
+fn run_windows(
+    state: &AppState,
+    request: &PredictRequest,
+    prepared: Prepared<Vec<DecoderPrompt>>,
+    side: u32,
+) -> Result<(Vec<Mask>, bool, super::Stages), AppError> {
+    let (raster, info, sha256, rows) = (
+        prepared.raster,
+        prepared.info,
+        prepared.sha256,
+        prepared.checked,
+    );
+    let mut stages = prepared.stages;
+    let deadline = request.common.deadline;
+    let groups = windows::plan(rows, info.width, info.height, side);
+    tracing::debug!(windows = groups.len(), "predict: prompts in windows");
+    let mut masks = Vec::new();
+    let mut all_cached = true;
+    for WindowGroup { window, rows } in groups {
+        let (w, h) = (window.width(), window.height());
+        let found = match &prepared.model {
+            LoadedModel::Promptable(model) => {
+                let (embedding, hit) = window_embedding_for(
+                    state,
+                    &request.common,
+                    &sha256,
+                    &raster,
+                    window.bounds(),
+                    model.input_side(),
+                    |rgb, w, h| model.encode(rgb, w, h),
+                )?;
+                all_cached &= hit;
+                deadline.check()?;
+                let decoded = model.decode(&embedding, &rows, request.multimask)?;
+                masks_from_decoded(&decoded, !request.all_candidates)
+            }
+            LoadedModel::Sam3(model) => {
+                let (embedding, hit) = window_embedding_for(
+                    state,
+                    &request.common,
+                    &sha256,
+                    &raster,
+                    window.bounds(),
+                    model.input_side(),
+                    |rgb, w, h| model.encode_image(rgb, w, h),
+                )?;
+                all_cached &= hit;
+                deadline.check()?;
+                sam3_exemplar_masks(model, &embedding, &rows, w, h)?
+            }
+        };
+        for mut mask in found {
+            mask.bbox.x += window.x0;
+            mask.bbox.y += window.y0;
+            mask.id = masks.len() as u32 + 1;
+            mask.label = mask.id;
+            masks.push(mask);
+        }
+    }
+    drop(raster);
+    stages.mark("windows");
+    Ok((masks, all_cached, stages))
+}
+
+/// SAM3: boxes are exemplars, every object like them in the `width`×`height` image (as the
+/// seed). Points never get here ([`check_sam3_points`]).
+fn sam3_exemplar_masks(
+    model: &crate::models::sam3::Sam3,
+    embedding: &crate::models::Embedding,
+    rows: &[DecoderPrompt],
+    width: u32,
+    height: u32,
+) -> Result<Vec<Mask>, AppError> {
+    let boxes: Vec<[f64; 4]> = rows.iter().filter_map(|r| r.bbox).collect();
+    let exemplars = box_exemplars(&boxes, width, height);
+    let text = model.encode_text(SAM3_EXEMPLAR_PROMPT)?;
+    Ok(model.detect_exemplars(embedding, &text, &exemplars, SAM3_CONFIDENCE)?)
 }
 
 /// The text SAM3 gets when only exemplars are given (as the reference does).

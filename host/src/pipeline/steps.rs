@@ -74,26 +74,30 @@ pub struct Prepared<T> {
     pub stages: Stages,
 }
 
-/// The steps every endpoint starts with: hash and open the upload, check the bands and the
+/// The steps every endpoint starts with: resolve and open the raster, check the bands and the
 /// request's own constraints (`check`, e.g. prompts inside the image) before any model loads,
-/// then get the model.
+/// then get the model. Rasters above `server.max_pixels` are refused (413).
 pub fn prepare<T>(
     state: &AppState,
     common: &mut SegmentRequest,
     check: impl FnOnce(&OpenRaster, &RasterInfo) -> Result<T, AppError>,
 ) -> Result<Prepared<T>, AppError> {
+    let max_pixels = state.config().server.max_pixels;
+    prepare_within(state, common, max_pixels, check)
+}
+
+/// As [`prepare`], accepting rasters up to `max_pixels` (a windowed or tiled run passes
+/// `server.max_tiled_pixels`).
+pub fn prepare_within<T>(
+    state: &AppState,
+    common: &mut SegmentRequest,
+    max_pixels: u64,
+    check: impl FnOnce(&OpenRaster, &RasterInfo) -> Result<T, AppError>,
+) -> Result<Prepared<T>, AppError> {
     let stages = Stages::start();
     let config = state.config();
-    let bytes = match std::mem::replace(&mut common.image, ImageInput::Upload(Vec::new())) {
-        ImageInput::Upload(bytes) => bytes,
-        ImageInput::Stored(_) | ImageInput::Source(_) => {
-            return Err(AppError::bad_request(
-                "image_id and source inputs are not available yet; send the raster as `file`",
-            ))
-        }
-    };
-    let sha256 = sha256_hex(&bytes);
-    let raster = open_raster(&config, bytes)?;
+    let image = std::mem::replace(&mut common.image, ImageInput::Upload(Vec::new()));
+    let (raster, sha256) = open_input(state, &config, image, RasterLimits { max_pixels })?;
     let info = raster.info().clone();
     common.bands.resolve(info.band_count)?;
     let checked = check(&raster, &info)?;
@@ -109,6 +113,53 @@ pub fn prepare<T>(
     };
     prepared.stages.mark("prepare");
     Ok(prepared)
+}
+
+/// The one place an [`ImageInput`] becomes an open raster and the key of its embeddings:
+/// - `Upload`: opened from memory; key = SHA-256 of the bytes.
+/// - `Stored`: the image store's file, opened in place; key = its id (the SHA-256 of its
+///   bytes, so an upload of the same file shares the embeddings); unknown id → 404.
+/// - `Source`: checked against `[inputs] allowed_sources` and opened in place (GDAL reads the
+///   windows it needs: range requests for `/vsicurl/`); key = [`crate::images::source_key`].
+fn open_input(
+    state: &AppState,
+    config: &Config,
+    image: ImageInput,
+    limits: RasterLimits,
+) -> Result<(OpenRaster, String), AppError> {
+    match image {
+        ImageInput::Upload(bytes) => {
+            let sha256 = sha256_hex(&bytes);
+            Ok((OpenRaster::open(bytes, limits)?, sha256))
+        }
+        ImageInput::Stored(id) => {
+            let stored = crate::images::is_image_id(&id)
+                .then(|| state.images.get(&id))
+                .flatten()
+                .ok_or_else(|| unknown_image(&id))?;
+            let raster = OpenRaster::open_path(&stored.path, "the stored image", limits)
+                .map_err(|e| match stored.path.exists() {
+                    // Deleted or evicted between the lookup and the open.
+                    false => unknown_image(&id),
+                    true => e.into(),
+                })?;
+            Ok((raster, id))
+        }
+        ImageInput::Source(source) => {
+            let path = crate::images::check_source(&config.inputs.allowed_sources, &source)?;
+            let key = crate::images::source_key(&path)?;
+            let label = format!("source '{}'", source.trim());
+            Ok((OpenRaster::open_path(&path, &label, limits)?, key))
+        }
+    }
+}
+
+/// 404 for an `image_id` the store does not hold.
+pub fn unknown_image(id: &str) -> AppError {
+    AppError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        format!("Unknown image_id '{id}': store the raster with POST /images first (stored images may be evicted)"),
+    )
 }
 
 /// The steps every endpoint ends with: filters, formatter, and the response's metadata.
@@ -131,16 +182,6 @@ pub fn finish(
         model_version: common.model_version.clone(),
         model_id: common.model_id.clone(),
     })
-}
-
-/// Opens the upload with GDAL (header only).
-fn open_raster(config: &Config, bytes: Vec<u8>) -> Result<OpenRaster, AppError> {
-    Ok(OpenRaster::open(
-        bytes,
-        RasterLimits {
-            max_pixels: config.server.max_pixels,
-        },
-    )?)
 }
 
 /// The embedding of the whole image, from the cache or by reading the pixels (at most
@@ -166,6 +207,37 @@ pub fn embedding_for(
         let rgb = raster.read_rgb(&request.bands, input_side)?;
         deadline.check()?;
         Ok(encode(&rgb, info.width, info.height)?)
+    })
+}
+
+/// The embedding of the pixel window `(x0, y0, x1, y1)` of the raster, from the cache (the
+/// key names the window) or by reading the window (at most `input_side` on its longest side:
+/// native resolution for a window of the model's size) and running `encode`.
+pub fn window_embedding_for(
+    state: &AppState,
+    request: &SegmentRequest,
+    sha256: &str,
+    raster: &OpenRaster,
+    window: (u32, u32, u32, u32),
+    input_side: u32,
+    encode: impl FnOnce(&RgbImage, u32, u32) -> Result<Embedding, ModelError>,
+) -> Result<(Arc<Embedding>, bool), AppError> {
+    let deadline = &request.deadline;
+    let (x0, y0, x1, y1) = window;
+    let key = EmbeddingKey {
+        model_version: request.model_version.clone(),
+        model_id: request.model_id.clone(),
+        image_sha256: sha256.to_string(),
+        options: format!(
+            "bands={};window={x0},{y0},{x1},{y1}",
+            request.bands.key()
+        ),
+    };
+    state.embeddings.get_or_compute(&key, || {
+        deadline.check()?;
+        let rgb = raster.read_rgb_window(&request.bands, window, input_side)?;
+        deadline.check()?;
+        Ok(encode(&rgb, x1 - x0, y1 - y0)?)
     })
 }
 

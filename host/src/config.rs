@@ -554,7 +554,8 @@ fn apply_env_overrides(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<()> {
     const SECTIONS: [&str; 10] = [
-        "server", "runtime", "caches", "plugins", "metrics", "api", "tiling", "inputs", "jobs", "web",
+        "server", "runtime", "caches", "plugins", "metrics", "api", "tiling", "inputs", "jobs",
+        "web",
     ];
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("SAMGEO_") else {

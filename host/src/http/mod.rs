@@ -5,6 +5,7 @@ mod auth;
 mod fields;
 pub mod form;
 pub mod forms;
+mod image_views;
 mod images;
 mod meta;
 mod observe;
@@ -37,7 +38,18 @@ pub fn router(state: AppState) -> Router {
         .route("/plugins", get(plugins::list))
         .route("/plugins/reload", post(plugins::reload))
         .route("/images", post(images::upload))
-        .route("/images/{image_id}", get(images::get).delete(images::delete))
+        .route(
+            "/images/{image_id}",
+            get(images::get).delete(images::delete),
+        )
+        .route(
+            "/images/{image_id}/preview.png",
+            get(image_views::preview_png),
+        )
+        .route(
+            "/images/{image_id}/tiles/{z}/{x}/{y}",
+            get(image_views::tile_png),
+        )
         .route("/segment/predict", post(segment::predict))
         .route("/segment/automatic", post(segment::automatic))
         .route("/segment/text", post(segment::text))

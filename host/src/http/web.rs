@@ -46,10 +46,22 @@ pub fn routes(config: &Config) -> Router<AppState> {
     }
     Router::new()
         .route("/", get(index))
-        .route("/ui/app.js", get(|h: HeaderMap| async move { asset(&h, Asset::AppJs) }))
-        .route("/ui/app.css", get(|h: HeaderMap| async move { asset(&h, Asset::AppCss) }))
-        .route("/ui/ol.js", get(|h: HeaderMap| async move { asset(&h, Asset::OlJs) }))
-        .route("/ui/ol.css", get(|h: HeaderMap| async move { asset(&h, Asset::OlCss) }))
+        .route(
+            "/ui/app.js",
+            get(|h: HeaderMap| async move { asset(&h, Asset::AppJs) }),
+        )
+        .route(
+            "/ui/app.css",
+            get(|h: HeaderMap| async move { asset(&h, Asset::AppCss) }),
+        )
+        .route(
+            "/ui/ol.js",
+            get(|h: HeaderMap| async move { asset(&h, Asset::OlJs) }),
+        )
+        .route(
+            "/ui/ol.css",
+            get(|h: HeaderMap| async move { asset(&h, Asset::OlCss) }),
+        )
         .route("/ui/config.json", get(page_config))
 }
 

@@ -4,7 +4,10 @@
 mod bands;
 pub mod georef;
 mod open;
+pub mod preview;
 mod stretch;
+pub mod tiles;
+mod warp;
 
 pub use bands::BandSelection;
 pub use georef::{georef_of, to_pixel_coords};

@@ -341,6 +341,20 @@ async function main() {
       await shot('07-automatic');
       return null;
     }],
+    ['on a phone (390×844) the map and the tools fit the width', async () => {
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.evaluate(() => window.samgeoPage.rendered());
+      const fit = await page.evaluate(() => ({
+        scroll: document.scrollingElement.scrollWidth,
+        map: document.getElementById('map').getBoundingClientRect().toJSON(),
+        panel: document.querySelector('.panel').getBoundingClientRect().toJSON(),
+      }));
+      assert(fit.scroll <= 390, `no horizontal scrolling: ${fit.scroll}`);
+      assert(fit.map.width >= 380 && fit.map.height >= 300, `map ${JSON.stringify(fit.map)}`);
+      assert(fit.panel.top >= fit.map.bottom - 1, 'the tools come below the map');
+      await shot('08-phone');
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }],
     ['nothing was fetched from outside the server', async () => {
       assert(foreign.length === 0, `requests elsewhere: ${foreign.join(', ')}`);
     }],

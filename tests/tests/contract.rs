@@ -152,14 +152,22 @@ fn size_limits_are_413() {
         &[("point_coords", "[[1,2]]")],
     ));
     assert_eq!(status, 413, "{d}");
-    // 400×300 = 120000 pixels > 50000, though the file itself is small.
+    // 400×300 = 120000 pixels > 50000, though the file itself is small: 413 for one look at
+    // the whole image (`tiling=off`); by default predict looks at a window around the prompts
+    // instead (up to server.max_tiled_pixels).
     let (status, d) = detail(server.post_form(
         "/segment/predict",
         Some(("scene.tif", tiny_tiff())),
-        &[("point_coords", "[[1,2]]")],
+        &[("point_coords", "[[1,2]]"), ("tiling", "off")],
     ));
     assert_eq!(status, 413, "{d}");
     assert!(d.contains("pixels"), "{d}");
+    let windowed = server.post_form(
+        "/segment/predict",
+        Some(("scene.tif", tiny_tiff())),
+        &[("point_coords", "[[1,2]]")],
+    );
+    assert_eq!(windowed.status().as_u16(), 200);
 }
 
 #[test]

@@ -145,22 +145,31 @@ async fn receive_file(
         let (tx, rx) = mpsc::channel::<axum::body::Bytes>(8);
         let path = partial.clone();
         let writer = tokio::task::spawn_blocking(move || write_and_hash(&path, rx));
-        let mut send_failed = false;
-        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-            if tx.send(chunk).await.is_err() {
-                send_failed = true; // the writer stopped: its error follows
-                break;
+        let mut outcome = Ok(());
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    if tx.send(chunk).await.is_err() {
+                        // The writer stopped: its error follows.
+                        outcome = Err(AppError::internal("writing the upload stopped early"));
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    outcome = Err(multipart_error(e));
+                    break;
+                }
             }
         }
+        // The writer finishes (and closes the file) before anything else happens to it.
         drop(tx);
-        let result = writer
+        let written = writer
             .await
-            .map_err(|e| AppError::internal(format!("writing the upload failed: {e}")))?;
-        let file = result.map_err(|e| AppError::internal(format!("writing the upload: {e}")))?;
-        if send_failed {
-            return Err(AppError::internal("writing the upload stopped early"));
-        }
-        received = Some(file);
+            .map_err(|e| AppError::internal(format!("writing the upload failed: {e}")))?
+            .map_err(|e| AppError::internal(format!("writing the upload: {e}")))?;
+        outcome?;
+        received = Some(written);
     }
     received.ok_or_else(|| AppError::unprocessable("Field required: file (the image to store)"))
 }

@@ -38,7 +38,13 @@ use crate::state::AppState;
         super::segment::automatic,
         super::segment::text,
     ),
-    components(schemas(PredictForm, AutomaticForm, TextForm, ErrorDetail, crate::images::ImageDescription))
+    components(schemas(
+        PredictForm,
+        AutomaticForm,
+        TextForm,
+        ErrorDetail,
+        crate::images::ImageDescription
+    ))
 )]
 struct ApiDoc;
 
@@ -86,7 +92,10 @@ pub fn document(config: &Config, formats: &[String]) -> Value {
         set_enum(&mut props["model_id"], ids);
         set_enum(&mut props["output_format"], formats);
         if schema == "PredictForm" {
-            set_enum(&mut props["tiling"], &crate::pipeline::windows::Tiling::NAMES);
+            set_enum(
+                &mut props["tiling"],
+                &crate::pipeline::windows::Tiling::NAMES,
+            );
         }
         if schema == "TextForm" {
             set_enum(&mut props["backend"], &BACKENDS);

@@ -20,9 +20,7 @@ pub fn check_source(allowed: &[String], source: &str) -> Result<PathBuf, AppErro
     }
     let source = source.trim();
     if source.chars().any(char::is_control) {
-        return Err(AppError::bad_request(
-            "source contains control characters",
-        ));
+        return Err(AppError::bad_request("source contains control characters"));
     }
     if source.split(['/', '\\']).any(|segment| segment == "..") {
         return Err(AppError::bad_request(format!(
@@ -116,9 +114,15 @@ mod tests {
             assert!(e.detail.contains(want), "{s}: {}", e.detail);
         };
         bad(format!("{prefix}/../secret.tif"), "'..'");
-        bad(format!("{}/secret.tif", dir.display()), "not under a prefix");
+        bad(
+            format!("{}/secret.tif", dir.display()),
+            "not under a prefix",
+        );
         bad(format!("{prefix}x/a.tif"), "not under a prefix");
-        bad("/vsicurl/http://elsewhere/a.tif".into(), "not under a prefix");
+        bad(
+            "/vsicurl/http://elsewhere/a.tif".into(),
+            "not under a prefix",
+        );
         bad(format!("{prefix}/missing.tif"), "Cannot open source");
         #[cfg(unix)]
         {
@@ -129,7 +133,11 @@ mod tests {
         }
         assert!(check_source(&allowed, "/vsicurl/http://127.0.0.1:1/x.tif").is_ok());
         let e = check_source(&[], "/data/a.tif").unwrap_err();
-        assert!(e.detail.contains("source inputs are disabled"), "{}", e.detail);
+        assert!(
+            e.detail.contains("source inputs are disabled"),
+            "{}",
+            e.detail
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -100,15 +100,13 @@ impl ImageStore {
                 continue;
             }
             match name.split_once('.') {
-                Some((id, "json")) if is_image_id(id) => {
-                    match self.load(id, &path) {
-                        Some((mtime, image)) => found.push((mtime, image)),
-                        None => {
-                            tracing::warn!(file = %path.display(), "image store: dropping an unreadable entry");
-                            let _ = fs::remove_file(&path);
-                        }
+                Some((id, "json")) if is_image_id(id) => match self.load(id, &path) {
+                    Some((mtime, image)) => found.push((mtime, image)),
+                    None => {
+                        tracing::warn!(file = %path.display(), "image store: dropping an unreadable entry");
+                        let _ = fs::remove_file(&path);
                     }
-                }
+                },
                 _ => rasters.push(path),
             }
         }
@@ -116,9 +114,7 @@ impl ImageStore {
         let mut index = self.index.lock();
         for (_, image) in found {
             index.bytes += image.bytes;
-            index
-                .lru
-                .put(image.description.image_id.clone(), image);
+            index.lru.put(image.description.image_id.clone(), image);
         }
         // Raster files whose sidecar is missing were never completed (or their pair was lost).
         let kept: std::collections::HashSet<PathBuf> =
@@ -183,7 +179,9 @@ impl ImageStore {
             return Ok((existing, false));
         }
         let io = |what: &str, e: std::io::Error| StoreError::Io(format!("{what}: {e}"));
-        let bytes = fs::metadata(partial).map_err(|e| io("reading the upload", e))?.len();
+        let bytes = fs::metadata(partial)
+            .map_err(|e| io("reading the upload", e))?
+            .len();
         if bytes > self.budget {
             let _ = fs::remove_file(partial);
             return Err(StoreError::TooLarge {
@@ -308,7 +306,10 @@ mod tests {
     fn put(store: &ImageStore, n: u8, bytes: usize) -> bool {
         let partial = store.partial_path();
         fs::write(&partial, vec![n; bytes]).unwrap();
-        store.insert(&partial, "tif", description(&id(n))).unwrap().1
+        store
+            .insert(&partial, "tif", description(&id(n)))
+            .unwrap()
+            .1
     }
 
     fn temp_dir(tag: &str) -> PathBuf {

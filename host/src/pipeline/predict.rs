@@ -8,8 +8,8 @@ use super::steps::{embedding_for, finish, prepare_within, window_embedding_for, 
 use super::windows::{self, Tiling, WindowGroup};
 use super::{PipelineOutput, SegmentRequest};
 use crate::error::AppError;
-use crate::models::sam3::{self, box_exemplars};
 use crate::masks::Mask;
+use crate::models::sam3::{self, box_exemplars};
 use crate::models::{mask_from_logits, DecoderPrompt, LoadedModel};
 use crate::raster::{to_pixel_coords, RasterInfo};
 use crate::state::AppState;

@@ -137,11 +137,13 @@ fn open_input(
                 .then(|| state.images.get(&id))
                 .flatten()
                 .ok_or_else(|| unknown_image(&id))?;
-            let raster = OpenRaster::open_path(&stored.path, "the stored image", limits)
-                .map_err(|e| match stored.path.exists() {
-                    // Deleted or evicted between the lookup and the open.
-                    false => unknown_image(&id),
-                    true => e.into(),
+            let raster =
+                OpenRaster::open_path(&stored.path, "the stored image", limits).map_err(|e| {
+                    match stored.path.exists() {
+                        // Deleted or evicted between the lookup and the open.
+                        false => unknown_image(&id),
+                        true => e.into(),
+                    }
                 })?;
             Ok((raster, id))
         }
@@ -228,10 +230,7 @@ pub fn window_embedding_for(
         model_version: request.model_version.clone(),
         model_id: request.model_id.clone(),
         image_sha256: sha256.to_string(),
-        options: format!(
-            "bands={};window={x0},{y0},{x1},{y1}",
-            request.bands.key()
-        ),
+        options: format!("bands={};window={x0},{y0},{x1},{y1}", request.bands.key()),
     };
     state.embeddings.get_or_compute(&key, || {
         deadline.check()?;

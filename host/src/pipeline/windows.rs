@@ -82,7 +82,12 @@ pub struct WindowGroup {
 type Extent = [f64; 4];
 
 fn extent_of(row: &DecoderPrompt) -> Extent {
-    let mut e = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+    let mut e = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
     let mut add = |x: f64, y: f64| {
         e = [e[0].min(x), e[1].min(y), e[2].max(x), e[3].max(y)];
     };
@@ -97,7 +102,12 @@ fn extent_of(row: &DecoderPrompt) -> Extent {
 }
 
 fn union(a: Extent, b: Extent) -> Extent {
-    [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])]
+    [
+        a[0].min(b[0]),
+        a[1].min(b[1]),
+        a[2].max(b[2]),
+        a[3].max(b[3]),
+    ]
 }
 
 fn fits(e: Extent, inner: f64) -> bool {
@@ -176,14 +186,26 @@ pub fn plan(rows: Vec<DecoderPrompt>, width: u32, height: u32, side: u32) -> Vec
         .collect()
 }
 
-/// The square window of at least `side` px (more when the extent needs it) centred on the
-/// extent `e`, moved inside the raster and cut to its size.
+/// The square window of at least `side` px (more when the extent needs it) around the extent
+/// `e`, moved inside the raster and cut to its size. Its origin snaps to a grid of `side / 4`
+/// px where the margins allow, so that clicks close to each other share a window (and its
+/// cached embedding).
 fn window_around(e: Extent, width: u32, height: u32, side: u32, margin: f64) -> Window {
     let need = ((e[2] - e[0]).max(e[3] - e[1]) + 2.0 * margin).ceil();
     let s = (side as f64).max(need);
+    let step = (side / 4).max(1) as f64;
     let place = |lo: f64, hi: f64, size: u32| -> (u32, u32) {
         let len = s.min(size as f64);
-        let start = ((lo + hi) / 2.0 - len / 2.0).round().clamp(0.0, size as f64 - len);
+        let centred = (lo + hi) / 2.0 - len / 2.0;
+        // Origins that keep the margin on both sides, and the grid points among them.
+        let (first, last) = (hi + margin - len, lo - margin);
+        let (k_min, k_max) = ((first / step).ceil(), (last / step).floor());
+        let start = if k_min <= k_max {
+            (centred / step).round().clamp(k_min, k_max) * step
+        } else {
+            centred.round()
+        };
+        let start = start.clamp(0.0, size as f64 - len);
         (start as u32, (start + len) as u32)
     };
     let (x0, x1) = place(e[0], e[2], width);
@@ -204,22 +226,49 @@ mod tests {
     }
 
     #[test]
-    fn a_click_gets_a_window_centred_on_it() {
+    fn a_click_gets_a_window_around_it_shared_with_clicks_nearby() {
         let groups = plan(vec![points(&[[10_000.0, 5_000.0]])], 20_000, 20_000, 1024);
         assert_eq!(groups.len(), 1);
         let g = &groups[0];
-        assert_eq!(g.window, Window { x0: 9_488, y0: 4_488, x1: 10_512, y1: 5_512 });
-        assert_eq!(g.rows[0].points, vec![[512.0, 512.0]]);
+        // On the 256 px grid, nearest to centred, the click at least 128 px inside.
+        assert_eq!(
+            g.window,
+            Window {
+                x0: 9_472,
+                y0: 4_608,
+                x1: 10_496,
+                y1: 5_632
+            }
+        );
+        assert_eq!(g.rows[0].points, vec![[528.0, 392.0]]);
+        let near = plan(vec![points(&[[10_030.0, 5_010.0]])], 20_000, 20_000, 1024);
+        assert_eq!(near[0].window, g.window);
     }
 
     #[test]
     fn near_the_corner_the_window_stays_inside() {
         let groups = plan(vec![points(&[[19_990.0, 3.0]])], 20_000, 20_000, 1024);
-        assert_eq!(groups[0].window, Window { x0: 18_976, y0: 0, x1: 20_000, y1: 1024 });
+        assert_eq!(
+            groups[0].window,
+            Window {
+                x0: 18_976,
+                y0: 0,
+                x1: 20_000,
+                y1: 1024
+            }
+        );
         assert_eq!(groups[0].rows[0].points, vec![[1014.0, 3.0]]);
         // A raster smaller than a window: the whole raster.
         let small = plan(vec![points(&[[5.0, 5.0]])], 300, 200, 1024);
-        assert_eq!(small[0].window, Window { x0: 0, y0: 0, x1: 300, y1: 200 });
+        assert_eq!(
+            small[0].window,
+            Window {
+                x0: 0,
+                y0: 0,
+                x1: 300,
+                y1: 200
+            }
+        );
     }
 
     #[test]
@@ -246,7 +295,11 @@ mod tests {
         }
         // Points of one row far apart: split, one window per cluster.
         let far = plan(
-            vec![points(&[[100.0, 100.0], [150.0, 120.0], [5_000.0, 5_000.0]])],
+            vec![points(&[
+                [100.0, 100.0],
+                [150.0, 120.0],
+                [5_000.0, 5_000.0],
+            ])],
             20_000,
             20_000,
             1024,
@@ -254,7 +307,12 @@ mod tests {
         assert_eq!(far.len(), 2);
         assert_eq!(far[0].rows[0].points.len(), 2);
         // A box larger than a window gets a larger window.
-        let big = plan(vec![boxes([0.0, 0.0, 3_000.0, 1_000.0])], 20_000, 20_000, 1024);
+        let big = plan(
+            vec![boxes([0.0, 0.0, 3_000.0, 1_000.0])],
+            20_000,
+            20_000,
+            1024,
+        );
         assert_eq!(big[0].window.width(), 3_256);
     }
 

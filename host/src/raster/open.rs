@@ -212,65 +212,65 @@ fn open_checked(
     label: &str,
     limits: RasterLimits,
 ) -> Result<(Dataset, RasterInfo), RasterError> {
-        let options = DatasetOptions {
-            open_flags: GdalOpenFlags::GDAL_OF_RASTER | GdalOpenFlags::GDAL_OF_READONLY,
-            allowed_drivers: Some(&ALLOWED_DRIVERS),
-            ..Default::default()
+    let options = DatasetOptions {
+        open_flags: GdalOpenFlags::GDAL_OF_RASTER | GdalOpenFlags::GDAL_OF_READONLY,
+        allowed_drivers: Some(&ALLOWED_DRIVERS),
+        ..Default::default()
+    };
+    let dataset = Dataset::open_ex(path, options).map_err(|e| {
+        let detail = match gdal_message(&e) {
+            m if m.is_empty() || m.contains("NULL pointer") => {
+                "the format is not recognised".to_string()
+            }
+            m => m,
         };
-        let dataset = Dataset::open_ex(path, options).map_err(|e| {
-            let detail = match gdal_message(&e) {
-                m if m.is_empty() || m.contains("NULL pointer") => {
-                    "the format is not recognised".to_string()
-                }
-                m => m,
-            };
-            // A path on this server is not the client's business: it knows the label.
-            let detail = detail.replace(&*path.to_string_lossy(), label);
-            RasterError::Invalid(format!(
-                "Cannot read {label} as a GeoTIFF, PNG or JPEG image: {detail}"
-            ))
-        })?;
-        let (w, h) = dataset.raster_size();
-        let band_count = dataset.raster_count();
-        if w == 0 || h == 0 || band_count == 0 {
-            return Err(RasterError::Invalid(format!(
-                "The image has no pixels ({w}×{h}, {band_count} bands)"
-            )));
-        }
-        let pixels = w as u64 * h as u64;
-        if pixels > limits.max_pixels {
+        // A path on this server is not the client's business: it knows the label.
+        let detail = detail.replace(&*path.to_string_lossy(), label);
+        RasterError::Invalid(format!(
+            "Cannot read {label} as a GeoTIFF, PNG or JPEG image: {detail}"
+        ))
+    })?;
+    let (w, h) = dataset.raster_size();
+    let band_count = dataset.raster_count();
+    if w == 0 || h == 0 || band_count == 0 {
+        return Err(RasterError::Invalid(format!(
+            "The image has no pixels ({w}×{h}, {band_count} bands)"
+        )));
+    }
+    let pixels = w as u64 * h as u64;
+    if pixels > limits.max_pixels {
+        return Err(RasterError::TooLarge(format!(
+            "The image has {w}×{h} = {pixels} pixels; this server accepts at most {}",
+            limits.max_pixels
+        )));
+    }
+    // A tiny file can declare huge tiles or strips (a 9×4 image in 65340×65295 tiles, found
+    // by fuzzing): GDAL allocates a whole block (here 4 GB) to read any pixel of it. Blocks
+    // larger than the image, or than MIN_BLOCK_LIMIT pixels for small images, are refused.
+    let block_limit = pixels.max(MIN_BLOCK_LIMIT);
+    for index in 1..=band_count {
+        let Ok(band) = dataset.rasterband(index) else {
+            continue;
+        };
+        let (bx, by) = band.block_size();
+        if bx as u64 * by as u64 > block_limit {
             return Err(RasterError::TooLarge(format!(
-                "The image has {w}×{h} = {pixels} pixels; this server accepts at most {}",
-                limits.max_pixels
-            )));
-        }
-        // A tiny file can declare huge tiles or strips (a 9×4 image in 65340×65295 tiles, found
-        // by fuzzing): GDAL allocates a whole block (here 4 GB) to read any pixel of it. Blocks
-        // larger than the image, or than MIN_BLOCK_LIMIT pixels for small images, are refused.
-        let block_limit = pixels.max(MIN_BLOCK_LIMIT);
-        for index in 1..=band_count {
-            let Ok(band) = dataset.rasterband(index) else {
-                continue;
-            };
-            let (bx, by) = band.block_size();
-            if bx as u64 * by as u64 > block_limit {
-                return Err(RasterError::TooLarge(format!(
                     "The image ({w}×{h} pixels) is stored in blocks (tiles or strips) of {bx}×{by} pixels; this server accepts blocks of at most {block_limit} pixels"
                 )));
-            }
         }
-        let first = dataset
-            .rasterband(1)
-            .map_err(|e| RasterError::Invalid(format!("Cannot read band 1: {e}")))?;
-        let info = RasterInfo {
-            width: w as u32,
-            height: h as u32,
-            band_count,
-            data_type: first.band_type().name(),
-            driver: dataset.driver().short_name(),
-            georef: super::georef::georef_of(&dataset),
-        };
-        Ok((dataset, info))
+    }
+    let first = dataset
+        .rasterband(1)
+        .map_err(|e| RasterError::Invalid(format!("Cannot read band 1: {e}")))?;
+    let info = RasterInfo {
+        width: w as u32,
+        height: h as u32,
+        band_count,
+        data_type: first.band_type().name(),
+        driver: dataset.driver().short_name(),
+        georef: super::georef::georef_of(&dataset),
+    };
+    Ok((dataset, info))
 }
 
 /// The message of a GDAL error without the error-class boilerplate.

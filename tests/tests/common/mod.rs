@@ -2,6 +2,7 @@
 //! multipart requests, and synthetic GeoTIFFs.
 #![allow(dead_code)]
 
+pub mod range_server;
 pub mod rasters;
 
 use std::io::Read;

@@ -478,7 +478,13 @@ async function runAutomaticAsJob(model) {
       throw e;
     }
     job = await response.json();
-    const id = job.jobID || job.id;
+    const id = job.jobID;
+    if (!id) {
+      // Answered synchronously (the server did not apply respond-async): this is the result.
+      state.lastRequest = null;
+      showResult(job, null);
+      return true;
+    }
     bar.hidden = false;
     bar.value = 0;
     for (;;) {

@@ -24,6 +24,7 @@ pub struct Config {
     pub tiling: TilingConfig,
     pub inputs: InputsConfig,
     pub jobs: JobsConfig,
+    pub web: WebConfig,
 }
 
 /// `[server]`: the HTTP side.
@@ -187,6 +188,46 @@ impl Default for JobsConfig {
             job_timeout_secs: 24 * 3600,
             keep_results_hours: 72,
         }
+    }
+}
+
+/// `[web]`: the page at `GET /` (a map to open a raster and segment it by clicking).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Serve the page and its assets (`/`, `/ui/...`); `false` answers 404 there.
+    pub enabled: bool,
+    /// XYZ tile URL of a basemap drawn under the image (`https://tiles.example/{z}/{x}/{y}.png`);
+    /// absent: no basemap (the page then fetches nothing from anywhere but this server).
+    pub basemap_url: Option<String>,
+    /// Attribution shown for the basemap (HTML-escaped by the page).
+    pub basemap_attribution: Option<String>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            enabled: true,
+            basemap_url: None,
+            basemap_attribution: None,
+        }
+    }
+}
+
+impl WebConfig {
+    fn validate(&self) -> Result<()> {
+        if let Some(url) = &self.basemap_url {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && url.contains("{z}")
+                && url.contains("{x}")
+                && url.contains("{y}");
+            if !ok {
+                bail!(
+                    "web.basemap_url {url:?} must be an http(s) URL with {{z}}, {{x}} and {{y}} in it"
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -414,6 +455,7 @@ impl Config {
     /// Checks values that the types alone cannot.
     pub fn validate(&self) -> Result<()> {
         self.api.validate()?;
+        self.web.validate()?;
         if self.server.max_concurrent_inferences == 0 {
             bail!("server.max_concurrent_inferences must be at least 1");
         }
@@ -521,8 +563,9 @@ fn apply_env_overrides(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<()> {
-    const SECTIONS: [&str; 9] = [
+    const SECTIONS: [&str; 10] = [
         "server", "runtime", "caches", "plugins", "metrics", "api", "tiling", "inputs", "jobs",
+        "web",
     ];
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("SAMGEO_") else {
@@ -588,6 +631,23 @@ mod tests {
             format!("{err:#}").contains("cannot read the configuration file"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn web_section_defaults_and_checks() {
+        let c = load_str("", &[]).unwrap();
+        assert!(c.web.enabled);
+        assert!(c.web.basemap_url.is_none());
+        let c = load_str(
+            "[web]\nenabled = false\nbasemap_url = \"https://t.example/{z}/{x}/{y}.png\"\n",
+            &[],
+        )
+        .unwrap();
+        assert!(!c.web.enabled);
+        let err = load_str("[web]\nbasemap_url = \"file:///etc/passwd\"\n", &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("web.basemap_url"), "{err:#}");
+        let c = load_str("", &[("SAMGEO_WEB_ENABLED", "false")]).unwrap();
+        assert!(!c.web.enabled);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Optional API key: when `server.api_key` is set, every route but `/health` (and `/metrics`
-//! with `metrics.require_api_key = false`) needs `Authorization: Bearer <key>`, compared in
+//! Optional API key: when `server.api_key` is set, every route but `/health`, the web page and
+//! its assets (`/`, `/ui/...`) (and `/metrics` with `metrics.require_api_key = false`) needs `Authorization: Bearer <key>`, compared in
 //! constant time.
 
 use axum::extract::{Request, State};
@@ -23,6 +23,7 @@ pub async fn require_api_key(
     };
     let open_metrics = request.uri().path() == "/metrics" && !config.metrics.require_api_key;
     if request.uri().path() == "/health"
+        || super::web::is_public_path(request.uri().path())
         || open_metrics
         || request.method() == axum::http::Method::OPTIONS
     {

@@ -5,6 +5,7 @@ mod auth;
 mod fields;
 pub mod form;
 pub mod forms;
+mod image_views;
 mod images;
 mod jobs;
 mod meta;
@@ -17,6 +18,7 @@ mod response;
 mod scrape;
 mod segment;
 mod upload_limit;
+mod web;
 
 use std::sync::Arc;
 
@@ -42,6 +44,14 @@ pub fn router(state: AppState) -> Router {
             "/images/{image_id}",
             get(images::get).delete(images::delete),
         )
+        .route(
+            "/images/{image_id}/preview.png",
+            get(image_views::preview_png),
+        )
+        .route(
+            "/images/{image_id}/tiles/{z}/{x}/{y}",
+            get(image_views::tile_png),
+        )
         .route("/segment/predict", post(segment::predict))
         .route("/segment/automatic", post(segment::automatic))
         .route("/segment/text", post(segment::text))
@@ -56,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{job_id}/results", get(jobs::results))
         .merge(openapi::routes())
         .merge(metrics_route(&config))
+        .merge(web::routes(&config))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             plugin_docs::document,

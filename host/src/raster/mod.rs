@@ -5,7 +5,10 @@ mod bands;
 mod coverage;
 pub mod georef;
 mod open;
+pub mod preview;
 mod stretch;
+pub mod tiles;
+mod warp;
 
 pub use bands::BandSelection;
 pub use coverage::WindowContent;

@@ -3,15 +3,10 @@
 //! running job, an interactive predict answered while a job runs, and a job that survives
 //! `kill -9`.
 //!
-//! TODO(lead, once tiled runs land): every run here plans 1 tile, so progress jumps 0 → 100 and
-//! a resumed job restarts its only tile. Switch `long_job` to a sparse raster above
-//! `[tiling] auto_above_px` with `tiling = on` and tighten: (1) `async_matches_sync`: progress seen
-//! at ≥ 2 values strictly between 0 and 100; (2) `survives_kill_9`: kill once `tiles_done ≥ 2`,
-//! then assert the resumed job's `tiles_done` never drops below that value and the log says
-//! `resuming job ... tiles_done=N` with N ≥ 2; (3) `dismiss_and_interactive`: after DELETE the
-//! runner lets go within one tile (the log's `job dismissed while running` line comes before
-//! the run could have ended). The runner's own tests (host/src/jobs/tests.rs) cover these with
-//! a fake N-tile pipeline already.
+//! `a_tiled_job_shows_progress_and_resumes_from_its_tiles` runs a job over several tiles: progress
+//! at values between 0 and 100, and after `kill -9` the tiles finished before are taken from the
+//! store (the log's `resumed=` count) rather than computed again. The runner's own tests
+//! (host/src/jobs/tests.rs) cover progress, resume and cancellation with a fake N-tile pipeline.
 
 mod common;
 
@@ -449,4 +444,108 @@ fn processes_are_described_and_documented() {
         assert!(doc["paths"][path].is_object(), "{path} in /openapi.json");
     }
     assert!(doc["paths"]["/jobs/{jobID}"]["delete"].is_object());
+}
+
+/// A scene large enough for several tiles of 256 px, with an object in each part.
+fn tiled_scene() -> Scene {
+    let mut rects = Vec::new();
+    for (i, (x, y)) in [
+        (60, 60),
+        (420, 80),
+        (700, 120),
+        (120, 400),
+        (500, 420),
+        (820, 430),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        rects.push(Rect {
+            x0: x,
+            y0: y,
+            x1: x + 70,
+            y1: y + 60,
+            rgb: if i % 2 == 0 { RED } else { BLUE },
+        });
+    }
+    Scene {
+        width: 1024,
+        height: 640,
+        background: GREEN,
+        rects,
+        geotransform: Some(UTM_GT),
+        epsg: Some(32618),
+    }
+}
+
+/// A tiled automatic job: `tiling=on` in tiles of 256 px.
+fn tiled_body() -> Value {
+    json!({ "inputs": {
+        "image": inline(&tiled_scene().geotiff()),
+        "model_version": "sam2",
+        "points_per_side": 6,
+        "pred_iou_thresh": 0,
+        "stability_score_thresh": 0,
+        "tiling": "on",
+        "tile_size": 256,
+        "tile_overlap": 32,
+    }})
+}
+
+/// A tiled job shows progress between 0 and 100, and after `kill -9` resumes from the tiles
+/// it had finished (never going back) to the synchronous run's result.
+#[test]
+fn a_tiled_job_shows_progress_and_resumes_from_its_tiles() {
+    let mut server = Server::start();
+    let body = tiled_body();
+    let id = submit(&server, "segment-automatic", &body);
+    // Kill once at least two tiles are done, before the end.
+    let (at_kill, seen) = wait_for(&server, &id, Duration::from_secs(300), |i| {
+        finished(i) || i["progress"].as_u64().unwrap() >= 20
+    });
+    assert_eq!(at_kill["status"], "running", "{at_kill}\n{}", server.log());
+    let before = at_kill["progress"].as_u64().unwrap();
+    assert!(before > 0 && before < 100, "{seen:?}");
+    server.kill_and_restart();
+    let (done, seen_after) = wait_for(&server, &id, Duration::from_secs(300), finished);
+    assert_eq!(done["status"], "successful", "{done}\n{}", server.log());
+    assert!(
+        seen_after.iter().all(|&p| p >= before),
+        "progress went back after the restart: {before} then {seen_after:?}"
+    );
+    let middle: std::collections::BTreeSet<u64> = seen
+        .iter()
+        .chain(&seen_after)
+        .copied()
+        .filter(|&p| p > 0 && p < 100)
+        .collect();
+    assert!(
+        middle.len() >= 2,
+        "progress values seen: {seen:?} {seen_after:?}"
+    );
+    let log = server.log();
+    let resumed = log
+        .lines()
+        .filter(|l| l.contains("tiles done"))
+        .filter_map(|l| l.split("resumed=").nth(1))
+        .filter_map(|r| {
+            r.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        resumed >= 1,
+        "no tile was taken from the first attempt:\n{log}"
+    );
+    eprintln!(
+        "tiled resume: progress before the kill {seen:?}, after the restart {seen_after:?}, {resumed} tile(s) taken from the store"
+    );
+    let (code, _, bytes) = results(&server, &id);
+    assert_eq!(code, 200);
+    let r = execute(&server, "segment-automatic", &body, false);
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(geojson(&bytes), geojson(&r.bytes().unwrap()));
 }

@@ -294,6 +294,11 @@ fn nothing_is_written_outside_the_cache_dir() {
             || path == "cache/plugins"
             // The image store (POST /images), empty: this mix stores no image.
             || path == "cache/images"
+            // The job store (SQLite in WAL mode) and its directory, empty of jobs.
+            || path == "cache/jobs"
+            || path == "cache/jobs.sqlite3"
+            || path == "cache/jobs.sqlite3-shm"
+            || path == "cache/jobs.sqlite3-wal"
             || (path.starts_with("cache/plugins/")
                 && path.ends_with(".cwasm")
                 && !path["cache/plugins/".len()..].contains('/'));

@@ -6,38 +6,14 @@
 //! window (and embedding); a box (with its points) larger than a window gets a larger window,
 //! read downsampled to the model's input size.
 
-use crate::error::AppError;
 use crate::models::DecoderPrompt;
 
-/// The `tiling` form field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tiling {
-    /// Windows when the raster's longest side exceeds `[tiling] auto_above_px`, or it has more
-    /// than `server.max_pixels` pixels.
-    Auto,
-    /// Always windows.
-    On,
-    /// One downsampled look at the whole raster (the seed's way).
-    Off,
-}
+/// The `tiling` form field: the same three modes as the tiled endpoints.
+pub use super::tiled::TilingMode as Tiling;
 
 impl Tiling {
-    /// The accepted values, for messages and the OpenAPI document.
-    pub const NAMES: [&'static str; 3] = ["auto", "on", "off"];
-
-    /// Parses the field; anything else → 400.
-    pub fn parse(value: &str) -> Result<Tiling, AppError> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(Tiling::Auto),
-            "on" => Ok(Tiling::On),
-            "off" => Ok(Tiling::Off),
-            other => Err(AppError::bad_request(format!(
-                "Invalid tiling '{other}'. Must be one of: auto, on, off"
-            ))),
-        }
-    }
-
-    /// Whether a `width`×`height` raster is looked at in windows.
+    /// Whether a `width`×`height` raster is looked at in windows: `auto` when its longest side
+    /// exceeds `[tiling] auto_above_px` or it has more than `server.max_pixels` pixels.
     pub fn windowed(self, width: u32, height: u32, auto_above_px: u32, max_pixels: u64) -> bool {
         match self {
             Tiling::On => true,

@@ -104,14 +104,9 @@ pub fn polygonize<T: Label>(data: &[T], stride: usize, window: &BBox) -> Vec<Pix
     let offset = (i64::from(window.x), i64::from(window.y));
     let mut visited = Visited::new(window.width as usize, window.height as usize);
     let mut polygons: Vec<PixelPolygon> = Vec::new();
-    // Exterior area (twice) of each polygon, to pick the innermost candidate for a hole.
-    let mut ext_area2: Vec<i64> = Vec::new();
-    // Bounds `[min_x, min_y, max_x, max_y]` of each exterior, to skip most containment tests.
-    let mut ext_bounds: Vec<[u32; 4]> = Vec::new();
-    let mut by_value: HashMap<u32, Vec<usize>> = HashMap::new();
     // Holes traced before their owner's ring is known, with the region (`regions` id) of the
     // pixel they were found from.
-    let mut pending_holes: Vec<(u32, i64, i64, usize, Vec<Corner>)> = Vec::new();
+    let mut pending_holes: Vec<(usize, Vec<Corner>)> = Vec::new();
     // The 4-connected regions, as runs of equal value joined across rows: each run gets an
     // id; ids of runs that touch vertically are merged. A hole's owner is the polygon traced
     // from the first pixel of its region, found in O(1) instead of by point-in-ring tests
@@ -164,9 +159,6 @@ pub fn polygonize<T: Label>(data: &[T], stride: usize, window: &BBox) -> Vec<Pix
                         holes: Vec::new(),
                         area: (a2 / 2) as u64,
                     });
-                    ext_area2.push(a2);
-                    ext_bounds.push(corner_bounds(&polygons[idx].exterior));
-                    by_value.entry(value).or_default().push(idx);
                     if owner.is_none() {
                         region_exterior.push((region, idx));
                     }
@@ -178,7 +170,7 @@ pub fn polygonize<T: Label>(data: &[T], stride: usize, window: &BBox) -> Vec<Pix
             for hole in holes {
                 match owner {
                     Some(i) => add_hole(&mut polygons[i], hole),
-                    None => pending_holes.push((value, x + offset.0, y + offset.1, region, hole)),
+                    None => pending_holes.push((region, hole)),
                 }
             }
         }
@@ -189,29 +181,10 @@ pub fn polygonize<T: Label>(data: &[T], stride: usize, window: &BBox) -> Vec<Pix
     for (region, idx) in region_exterior {
         exterior_of_root.entry(regions.root(region)).or_insert(idx);
     }
-    for (value, px, py, region, hole) in pending_holes {
+    for (region, hole) in pending_holes {
         // The hole was found from a pixel of its owner region: the polygon traced from that
-        // region's first pixel. (The point-in-ring search remains as a fallback that the
-        // scan order makes unreachable.)
-        let owner = exterior_of_root
-            .get(&regions.root(region))
-            .copied()
-            .or_else(|| {
-                let centre = (px as f64 + 0.5, py as f64 + 0.5);
-                by_value.get(&value).and_then(|cands| {
-                    cands
-                        .iter()
-                        .copied()
-                        .filter(|&i| {
-                            let [x0, y0, x1, y1] = ext_bounds[i];
-                            (x0..x1).contains(&(px as u32))
-                                && (y0..y1).contains(&(py as u32))
-                                && corner_ring_contains(&polygons[i].exterior, centre)
-                        })
-                        .min_by_key(|&i| ext_area2[i])
-                })
-            });
-        if let Some(i) = owner {
+        // region's first pixel.
+        if let Some(&i) = exterior_of_root.get(&regions.root(region)) {
             add_hole(&mut polygons[i], hole);
         }
     }
@@ -477,6 +450,7 @@ fn shoelace2(ring: &[Corner]) -> i64 {
 }
 
 /// Even-odd containment of a point (a pixel centre, so never on an edge) in a corner ring.
+#[cfg(test)]
 fn corner_ring_contains(ring: &[Corner], p: (f64, f64)) -> bool {
     let mut inside = false;
     for w in ring.windows(2) {
@@ -487,12 +461,6 @@ fn corner_ring_contains(ring: &[Corner], p: (f64, f64)) -> bool {
         }
     }
     inside
-}
-
-fn corner_bounds(ring: &[Corner]) -> [u32; 4] {
-    ring.iter().fold([u32::MAX, u32::MAX, 0, 0], |b, &(x, y)| {
-        [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)]
-    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use parking_lot::RwLock;
 
 use crate::cache::{EmbeddingCache, InferenceLimiter, ModelCache};
 use crate::config::Config;
+use crate::http::upload_limit::UploadBudget;
 use crate::images::ImageStore;
 use crate::jobs::Jobs;
 use crate::models::OnnxRuntime;
@@ -28,6 +29,8 @@ pub struct Inner {
     jobs: OnceLock<Arc<Jobs>>,
     /// Rasters stored by `POST /images`.
     pub images: ImageStore,
+    /// Bytes of request bodies being received or held now (`server.max_buffered_upload_bytes`).
+    pub uploads: Arc<UploadBudget>,
 }
 
 impl std::ops::Deref for AppState {
@@ -52,6 +55,7 @@ impl AppState {
                 config.server.max_queued_requests,
             )),
             jobs: OnceLock::new(),
+            uploads: Arc::new(UploadBudget::new(config.server.max_buffered_upload_bytes)),
             config: RwLock::new(Arc::new(config)),
             runtime,
             plugins,

@@ -53,22 +53,24 @@ fn uploads_past_the_buffer_budget_get_503_with_retry_after() {
     );
     slow.write_all(head.as_bytes()).unwrap();
     slow.flush().unwrap();
-
-    // Meanwhile another request is refused (once the slow one has been admitted).
+    // Its reservation is in force before anything else is sent (otherwise a request sent now
+    // could be admitted first, and the slow one refused instead).
     let started = Instant::now();
-    let refused = loop {
-        let r = predict();
-        if r.status().as_u16() == 503 {
-            break r;
+    loop {
+        let held = upload_bytes_held(&server);
+        if held == MAX_UPLOAD as f64 {
+            break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "never refused while {MAX_UPLOAD} of {BUDGET} bytes were reserved: {} {}",
-            r.status(),
-            r.text().unwrap_or_default()
+            "the slow upload was never admitted: samgeo_upload_bytes_held = {held}"
         );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Meanwhile another request is refused.
+    let refused = predict();
+    assert_eq!(refused.status().as_u16(), 503);
     let retry_after = refused
         .headers()
         .get("retry-after")
@@ -97,4 +99,13 @@ fn uploads_past_the_buffer_budget_get_503_with_retry_after() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `samgeo_upload_bytes_held` from `/metrics`.
+fn upload_bytes_held(server: &Server) -> f64 {
+    let text = server.get("/metrics").text().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("samgeo_upload_bytes_held "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no samgeo_upload_bytes_held in /metrics:\n{text}"))
 }

@@ -17,10 +17,8 @@ pub mod processes;
 mod response;
 mod scrape;
 mod segment;
-mod upload_limit;
+pub(crate) mod upload_limit;
 mod web;
-
-use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method};
@@ -80,9 +78,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             upload_limit::UploadLimits {
                 state: state.clone(),
-                budget: Arc::new(upload_limit::UploadBudget::new(
-                    config.server.max_buffered_upload_bytes,
-                )),
+                budget: state.uploads.clone(),
             },
             upload_limit::enforce,
         ))

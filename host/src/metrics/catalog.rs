@@ -14,6 +14,8 @@ pub const STAGE_DURATION: &str = "samgeo_stage_duration_seconds";
 pub const INFERENCES_RUNNING: &str = "samgeo_inferences_running";
 /// Requests waiting for an inference slot now.
 pub const QUEUE_WAITING: &str = "samgeo_queue_waiting";
+/// Bytes of request bodies being received or held now.
+pub const UPLOAD_BYTES_HELD: &str = "samgeo_upload_bytes_held";
 /// Requests refused, by reason (overload, too_large, timeout, auth).
 pub const REJECTED: &str = "samgeo_rejected_total";
 /// Embedding cache lookups, by outcome (hit, miss).
@@ -69,6 +71,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
 pub const GAUGES: &[(&str, &str)] = &[
     (INFERENCES_RUNNING, "Inferences holding a slot now."),
     (QUEUE_WAITING, "Requests waiting for an inference slot now."),
+    (
+        UPLOAD_BYTES_HELD,
+        "Bytes of request bodies reserved now against server.max_buffered_upload_bytes.",
+    ),
     (
         EMBEDDING_CACHE_BYTES,
         "Bytes of image embeddings held in the cache now.",

@@ -108,6 +108,7 @@ pub fn render(state: &AppState) -> String {
     let handle = init();
     ::metrics::gauge!(INFERENCES_RUNNING).set(state.limiter.running() as f64);
     ::metrics::gauge!(QUEUE_WAITING).set(state.limiter.waiting() as f64);
+    ::metrics::gauge!(UPLOAD_BYTES_HELD).set(state.uploads.held() as f64);
     ::metrics::gauge!(EMBEDDING_CACHE_BYTES).set(state.embeddings.bytes() as f64);
     ::metrics::gauge!(MODELS_LOADED).set(state.models.loaded().len() as f64);
     for plugin in state.plugins.list() {

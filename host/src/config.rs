@@ -25,6 +25,7 @@ pub struct Config {
     pub inputs: InputsConfig,
     pub jobs: JobsConfig,
     pub web: WebConfig,
+    pub cluster: ClusterConfig,
 }
 
 /// `[server]`: the HTTP side.
@@ -187,6 +188,51 @@ impl Default for JobsConfig {
             max_accepted: 100,
             job_timeout_secs: 24 * 3600,
             keep_results_hours: 72,
+        }
+    }
+}
+
+/// `[cluster]`: several replicas sharing embeddings, images, jobs and tiles through Redis.
+/// Without `redis_url` the server runs alone (the default) and none of the rest applies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// `redis://host:port/db` of the shared tier (also `SAMGEO_CLUSTER_REDIS_URL`); absent: no
+    /// cluster.
+    pub redis_url: Option<String>,
+    /// This replica's name in the cluster (consumer name of the tile stream, lock owner);
+    /// absent: the host name and process id.
+    pub node_id: Option<String>,
+    /// A directory every replica sees (a shared volume): stored images (`images/`) and job files
+    /// (`jobs/`) live there instead of under `server.cache_dir`. Absent: under `cache_dir`.
+    pub shared_dir: Option<PathBuf>,
+    /// Seconds an embedding is kept in Redis after it was last written.
+    pub embedding_ttl_secs: u64,
+    /// Seconds the cross-replica encode lock lives at most (a crashed holder frees it then).
+    pub encode_lock_secs: u64,
+    /// Connect, read and write time limit of one Redis call, in milliseconds.
+    pub redis_timeout_ms: u64,
+    /// After a failed Redis call, seconds before the next attempt (meanwhile the replica serves
+    /// from its own cache and runs its jobs alone).
+    pub redis_retry_secs: u64,
+    /// Spread a tiled job's tiles over every replica through a Redis stream.
+    pub tile_fanout: bool,
+    /// Milliseconds a tile may stay claimed by a silent replica before another takes it over.
+    pub tile_claim_idle_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            redis_url: None,
+            node_id: None,
+            shared_dir: None,
+            embedding_ttl_secs: 24 * 3600,
+            encode_lock_secs: 120,
+            redis_timeout_ms: 1000,
+            redis_retry_secs: 5,
+            tile_fanout: true,
+            tile_claim_idle_ms: 30_000,
         }
     }
 }
@@ -433,6 +479,9 @@ impl Config {
             }
         };
         fix(&mut self.server.cache_dir);
+        if let Some(dir) = self.cluster.shared_dir.as_mut() {
+            fix(dir);
+        }
         fix(&mut self.runtime.onnxruntime_library);
         fix(&mut self.plugins.directory);
         for ids in self.models.values_mut() {
@@ -452,8 +501,17 @@ impl Config {
         }
     }
 
+    /// Where files every replica must see live: `cluster.shared_dir`, else `server.cache_dir`.
+    pub fn shared_root(&self) -> &Path {
+        self.cluster
+            .shared_dir
+            .as_deref()
+            .unwrap_or(&self.server.cache_dir)
+    }
+
     /// Checks values that the types alone cannot.
     pub fn validate(&self) -> Result<()> {
+        crate::cluster::Redis::from_config(&self.cluster)?;
         self.api.validate()?;
         self.web.validate()?;
         if self.server.max_concurrent_inferences == 0 {
@@ -563,9 +621,9 @@ fn apply_env_overrides(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<()> {
-    const SECTIONS: [&str; 10] = [
+    const SECTIONS: [&str; 11] = [
         "server", "runtime", "caches", "plugins", "metrics", "api", "tiling", "inputs", "jobs",
-        "web",
+        "web", "cluster",
     ];
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("SAMGEO_") else {

@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;

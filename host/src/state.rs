@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::RwLock;
 
 use crate::cache::{EmbeddingCache, InferenceLimiter, ModelCache};
+use crate::cluster::Redis;
 use crate::config::Config;
 use crate::http::upload_limit::UploadBudget;
 use crate::images::ImageStore;
@@ -29,6 +30,8 @@ pub struct Inner {
     jobs: OnceLock<Arc<Jobs>>,
     /// Rasters stored by `POST /images`.
     pub images: ImageStore,
+    /// The cluster's shared Redis (`[cluster] redis_url`); `None` on a single node.
+    pub cluster: Option<Arc<Redis>>,
     /// Bytes of request bodies being received or held now (`server.max_buffered_upload_bytes`).
     pub uploads: Arc<UploadBudget>,
 }
@@ -47,7 +50,7 @@ impl AppState {
             models: ModelCache::new(config.caches.max_loaded_models),
             embeddings: EmbeddingCache::new(config.caches.embedding_cache_bytes),
             images: ImageStore::open(
-                config.server.cache_dir.join("images"),
+                config.shared_root().join("images"),
                 config.caches.image_store_bytes,
             ),
             limiter: Arc::new(InferenceLimiter::new(
@@ -55,6 +58,11 @@ impl AppState {
                 config.server.max_queued_requests,
             )),
             jobs: OnceLock::new(),
+            // The URL was checked by `Config::validate`.
+            cluster: Redis::from_config(&config.cluster)
+                .ok()
+                .flatten()
+                .map(Arc::new),
             uploads: Arc::new(UploadBudget::new(config.server.max_buffered_upload_bytes)),
             config: RwLock::new(Arc::new(config)),
             runtime,

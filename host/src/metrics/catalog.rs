@@ -30,6 +30,10 @@ pub const MODEL_LOAD_DURATION: &str = "samgeo_model_load_duration_seconds";
 pub const PLUGIN_CALLS: &str = "samgeo_plugin_calls_total";
 /// Time of one plugin call, by plugin.
 pub const PLUGIN_DURATION: &str = "samgeo_plugin_duration_seconds";
+/// 1 while this replica reaches the cluster's Redis; 0 when it does not or no cluster is set.
+pub const CLUSTER_REDIS_UP: &str = "samgeo_cluster_redis_up";
+/// Redis calls that failed (connection, timeout): each starts a pause of `redis_retry_secs`.
+pub const CLUSTER_REDIS_ERRORS: &str = "samgeo_cluster_redis_errors_total";
 /// Always 1; the label carries the server's version.
 pub const BUILD_INFO: &str = "samgeo_build_info";
 
@@ -49,6 +53,10 @@ const MODEL_LOAD_BUCKETS: &[f64] = &[
 
 /// (name, help) of each counter.
 pub const COUNTERS: &[(&str, &str)] = &[
+    (
+        CLUSTER_REDIS_ERRORS,
+        "Redis calls of the cluster's shared tier that failed (connection or timeout).",
+    ),
     (
         HTTP_REQUESTS,
         "HTTP requests answered, by route template, method and status code.",
@@ -80,6 +88,10 @@ pub const GAUGES: &[(&str, &str)] = &[
         "Bytes of image embeddings held in the cache now.",
     ),
     (MODELS_LOADED, "Models loaded in memory now."),
+    (
+        CLUSTER_REDIS_UP,
+        "1 while this replica reaches the cluster's Redis; 0 when it does not or no cluster is configured.",
+    ),
     (
         BUILD_INFO,
         "Always 1; the version label is the server's version.",

@@ -91,6 +91,7 @@ fn register_series() {
             ));
         }
     }
+    ::metrics::counter!(CLUSTER_REDIS_ERRORS).increment(0);
     for (name, _) in GAUGES {
         if *name != BUILD_INFO {
             ::metrics::gauge!(*name).set(0.0);
@@ -111,6 +112,8 @@ pub fn render(state: &AppState) -> String {
     ::metrics::gauge!(UPLOAD_BYTES_HELD).set(state.uploads.held() as f64);
     ::metrics::gauge!(EMBEDDING_CACHE_BYTES).set(state.embeddings.bytes() as f64);
     ::metrics::gauge!(MODELS_LOADED).set(state.models.loaded().len() as f64);
+    let redis_up = state.cluster.as_ref().is_some_and(|r| r.is_up());
+    ::metrics::gauge!(CLUSTER_REDIS_UP).set(if redis_up { 1.0 } else { 0.0 });
     for plugin in state.plugins.list() {
         for outcome in PLUGIN_OUTCOMES {
             ::metrics::counter!(PLUGIN_CALLS, "plugin" => plugin.name.clone(), "outcome" => outcome)

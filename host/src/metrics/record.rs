@@ -49,6 +49,11 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// A Redis call of the cluster's shared tier failed.
+pub fn cluster_redis_error() {
+    ::metrics::counter!(CLUSTER_REDIS_ERRORS).increment(1);
+}
+
 /// A request refused for `reason`, one of [`REJECT_REASONS`].
 pub fn rejected(reason: &'static str) {
     ::metrics::counter!(REJECTED, "reason" => reason).increment(1);

@@ -2,6 +2,7 @@
 //! multipart requests, and synthetic GeoTIFFs.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod range_server;
 pub mod rasters;
 
@@ -80,7 +81,7 @@ pub fn skip(test: &str, reason: &str) {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -366,3 +366,67 @@ fn sources_are_read_in_place_within_the_allowed_prefixes() {
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `Prefer: respond-async` with `image_id`: 202 and a job whose result is the synchronous
+/// answer for the same stored image; an unknown id is a 404 at submission, not a failed job.
+#[test]
+fn a_stored_image_runs_as_a_job_with_the_synchronous_result() {
+    let server = Server::start();
+    let (status, image) = upload(&server, Scene::red_square().geotiff());
+    assert_eq!(status, 201, "{image}");
+    let id = image["image_id"].as_str().unwrap().to_string();
+    let fields = [
+        ("image_id", id.as_str()),
+        ("model_version", "sam"),
+        ("point_coords", "[[200, 150]]"),
+    ];
+    let (status, sync) = json(server.post_form("/segment/predict", None, &fields));
+    assert_eq!(status, 200, "{sync}");
+    assert!(!sync["features"].as_array().unwrap().is_empty(), "{sync}");
+
+    let submit = |fields: &[(&str, &str)]| {
+        let mut form = common::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        server
+            .client
+            .post(server.url("/segment/predict"))
+            .header("Prefer", "respond-async")
+            .multipart(form)
+            .send()
+            .unwrap()
+    };
+    let accepted = submit(&fields);
+    assert_eq!(accepted.status().as_u16(), 202);
+    let location = accepted.headers()["location"].to_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let info = loop {
+        let (status, info) = json(server.get(&location));
+        assert_eq!(status, 200, "{info}");
+        if ["successful", "failed", "dismissed"].contains(&info["status"].as_str().unwrap()) {
+            break info;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "{info}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(info["status"], "successful", "{info}");
+    let (status, result) = json(server.get(&format!("{location}/results")));
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result, sync);
+
+    let unknown = "0".repeat(64);
+    let refused = submit(&[
+        ("image_id", unknown.as_str()),
+        ("model_version", "sam"),
+        ("point_coords", "[[200, 150]]"),
+    ]);
+    let (status, message) = detail(refused);
+    assert_eq!(status, 404, "{message}");
+    assert!(message.contains(&unknown), "{message}");
+    let (_, jobs) = json(server.get("/jobs"));
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "{jobs}");
+}

@@ -270,6 +270,18 @@ async fn segment(
             deadline,
         )
         .await?;
+        // A stored image must exist now: a 404 here, not a job that fails later.
+        if let ImageInput::Stored(id) = &image {
+            let (lookup, owned) = (state.clone(), id.clone());
+            let known = tokio::task::spawn_blocking(move || {
+                crate::images::is_image_id(&owned) && lookup.images.get(&owned).is_some()
+            })
+            .await
+            .unwrap_or(false);
+            if !known {
+                return Err(crate::pipeline::unknown_image(id));
+            }
+        }
         let mut fields: Vec<(String, String)> =
             form.fields().map(|(k, v)| (k.clone(), v.clone())).collect();
         fields.sort();

@@ -125,6 +125,11 @@ fn an_embedding_made_on_one_replica_is_shared_with_the_other_and_encoded_once() 
     assert_eq!(cache_b, "shared");
     let (again_b, _) = predict(&b, 0);
     assert_eq!(again_b, "hit");
+    assert!(
+        b.log().contains(r#"cache="shared""#),
+        "access log:\n{}",
+        b.log()
+    );
     assert_eq!(misses(&b), 0.0, "B never encoded");
     assert_eq!(
         metric(

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::RwLock;
 
 use crate::cache::{EmbeddingCache, InferenceLimiter, ModelCache};
-use crate::cluster::Redis;
+use crate::cluster::{Redis, SharedEmbeddings};
 use crate::config::Config;
 use crate::http::upload_limit::UploadBudget;
 use crate::images::ImageStore;
@@ -46,9 +46,18 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Builds the state from a checked configuration (indexing the image store on disk).
     pub fn new(config: Config, runtime: OnnxRuntime, plugins: PluginHost) -> AppState {
+        // The URL was checked by `Config::validate`.
+        let cluster = Redis::from_config(&config.cluster)
+            .ok()
+            .flatten()
+            .map(Arc::new);
+        let shared_embeddings = cluster
+            .clone()
+            .map(|redis| SharedEmbeddings::new(redis, &config.cluster));
         AppState(Arc::new(Inner {
             models: ModelCache::new(config.caches.max_loaded_models),
-            embeddings: EmbeddingCache::new(config.caches.embedding_cache_bytes),
+            embeddings: EmbeddingCache::new(config.caches.embedding_cache_bytes)
+                .with_shared(shared_embeddings),
             images: ImageStore::open(
                 config.shared_root().join("images"),
                 config.caches.image_store_bytes,
@@ -58,11 +67,7 @@ impl AppState {
                 config.server.max_queued_requests,
             )),
             jobs: OnceLock::new(),
-            // The URL was checked by `Config::validate`.
-            cluster: Redis::from_config(&config.cluster)
-                .ok()
-                .flatten()
-                .map(Arc::new),
+            cluster,
             uploads: Arc::new(UploadBudget::new(config.server.max_buffered_upload_bytes)),
             config: RwLock::new(Arc::new(config)),
             runtime,

@@ -1,5 +1,7 @@
 //! Image embeddings keyed by model, image bytes and band options, bounded by bytes, least
 //! recently used dropped first. Concurrent requests for the same uncached image encode it once.
+//! In a cluster, the cluster's shared tier ([`SharedEmbeddings`], Redis) sits under this cache:
+//! an embedding absent here is looked up there before it is encoded, and stored there after.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -7,8 +9,39 @@ use std::sync::{Arc, OnceLock};
 use lru::LruCache;
 use parking_lot::Mutex;
 
+use crate::cluster::shared_embeddings::{Obtained, SharedEmbeddings};
 use crate::error::AppError;
 use crate::models::Embedding;
+use crate::pipeline::Deadline;
+
+/// Where a request's embedding came from (`X-Samgeo-Cache`, the access log's `cache`, the
+/// `outcome` label of the cache metric). Ordered from cheapest to costliest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CacheOutcome {
+    /// This replica's cache held it (or another request of this replica just made it).
+    Hit,
+    /// Another replica had encoded it: read from the cluster's Redis (fp16-rounded).
+    Shared,
+    /// Encoded for this request.
+    Miss,
+}
+
+impl CacheOutcome {
+    /// `hit`, `shared` or `miss`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::Shared => "shared",
+            CacheOutcome::Miss => "miss",
+        }
+    }
+
+    /// The outcome of a request that needed both embeddings: the costlier of the two (any
+    /// miss is a miss; hits and shared hits make a shared hit).
+    pub fn and(self, other: CacheOutcome) -> CacheOutcome {
+        std::cmp::max(self, other)
+    }
+}
 
 /// What identifies an embedding.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -21,7 +54,8 @@ pub struct EmbeddingKey {
     pub options: String,
 }
 
-type Slot = Arc<OnceLock<Result<Arc<Embedding>, AppError>>>;
+/// One computation in flight: the embedding and where the computing request got it.
+type Slot = Arc<OnceLock<Result<(Arc<Embedding>, CacheOutcome), AppError>>>;
 
 struct Entries {
     lru: LruCache<EmbeddingKey, Arc<Embedding>>,
@@ -40,6 +74,8 @@ pub struct EmbeddingCache {
     budget: u64,
     entries: Mutex<Entries>,
     computing: Mutex<HashMap<EmbeddingKey, Slot>>,
+    /// The cluster's tier under this one; `None` on a single node.
+    shared: Option<SharedEmbeddings>,
 }
 
 impl EmbeddingCache {
@@ -52,24 +88,34 @@ impl EmbeddingCache {
                 bytes: 0,
             }),
             computing: Mutex::new(HashMap::new()),
+            shared: None,
         }
     }
 
-    /// The embedding for `key` and whether it was cached; computes it with `compute` (blocking)
-    /// when absent. Callers asking for the same key meanwhile wait for that one computation and
-    /// share its result, or its failure, except a failure that belongs to the request that
-    /// computed ([`owned_by_requester`], its time limit): then a waiter computes it with its own
-    /// `compute`, which checks its own time limit first.
+    /// This cache over the cluster's shared tier (`None`: alone).
+    pub fn with_shared(mut self, shared: Option<SharedEmbeddings>) -> EmbeddingCache {
+        self.shared = shared;
+        self
+    }
+
+    /// The embedding for `key` and where it came from: this cache ([`CacheOutcome::Hit`]),
+    /// the cluster's shared tier (`Shared`), or `compute` (blocking; `Miss`). Callers asking
+    /// for the same key meanwhile wait for that one computation and share its result (as a
+    /// hit), or its failure, except a failure that belongs to the request that computed
+    /// ([`owned_by_requester`], its time limit): then a waiter computes it with its own
+    /// `compute`, which checks its own time limit first. `deadline` bounds the wait for another
+    /// replica's encode.
     pub fn get_or_compute(
         &self,
         key: &EmbeddingKey,
+        deadline: &Deadline,
         compute: impl FnOnce() -> Result<Embedding, AppError>,
-    ) -> Result<(Arc<Embedding>, bool), AppError> {
+    ) -> Result<(Arc<Embedding>, CacheOutcome), AppError> {
         let mut compute = Some(compute);
         loop {
             if let Some(e) = self.entries.lock().lru.get(key) {
-                crate::metrics::embedding_cache_lookup(true);
-                return Ok((e.clone(), true));
+                crate::metrics::embedding_cache_lookup(CacheOutcome::Hit);
+                return Ok((e.clone(), CacheOutcome::Hit));
             }
             let slot = self
                 .computing
@@ -81,17 +127,19 @@ impl EmbeddingCache {
             let result = slot.get_or_init(|| {
                 computed_here = true;
                 match compute.take() {
-                    Some(compute) => compute().map(Arc::new),
+                    Some(compute) => self.obtain(key, deadline, compute),
                     // Unreachable: a caller whose computation ran returns below.
                     None => Err(AppError::internal("embedding computed twice")),
                 }
             });
             let outcome = match result {
-                Ok(embedding) => {
+                Ok((embedding, obtained)) => {
                     if computed_here {
                         self.insert(key.clone(), embedding.clone());
+                        Ok((embedding.clone(), *obtained))
+                    } else {
+                        Ok((embedding.clone(), CacheOutcome::Hit))
                     }
-                    Ok((embedding.clone(), !computed_here))
                 }
                 Err(e) => Err(e.clone()),
             };
@@ -106,11 +154,29 @@ impl EmbeddingCache {
             match outcome {
                 Err(e) if !computed_here && owned_by_requester(&e) => continue,
                 outcome => {
-                    crate::metrics::embedding_cache_lookup(matches!(outcome, Ok((_, true))));
+                    crate::metrics::embedding_cache_lookup(
+                        outcome.as_ref().map_or(CacheOutcome::Miss, |(_, o)| *o),
+                    );
                     return outcome;
                 }
             }
         }
+    }
+
+    /// An embedding absent here: from the shared tier, or computed (and stored there).
+    fn obtain(
+        &self,
+        key: &EmbeddingKey,
+        deadline: &Deadline,
+        compute: impl FnOnce() -> Result<Embedding, AppError>,
+    ) -> Result<(Arc<Embedding>, CacheOutcome), AppError> {
+        let Some(shared) = &self.shared else {
+            return compute().map(|e| (Arc::new(e), CacheOutcome::Miss));
+        };
+        Ok(match shared.get_or_compute(key, deadline, compute)? {
+            Obtained::Shared(e) => (Arc::new(e), CacheOutcome::Shared),
+            Obtained::Encoded(e) => (Arc::new(e), CacheOutcome::Miss),
+        })
     }
 
     fn insert(&self, key: EmbeddingKey, embedding: Arc<Embedding>) {
@@ -159,6 +225,10 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    fn deadline() -> Deadline {
+        Deadline::after(std::time::Duration::from_secs(60))
+    }
+
     fn key(n: u8) -> EmbeddingKey {
         EmbeddingKey {
             model_version: "sam".into(),
@@ -182,12 +252,14 @@ mod tests {
     #[test]
     fn second_get_is_a_hit() {
         let cache = EmbeddingCache::new(1 << 20);
-        let (_, hit) = cache.get_or_compute(&key(1), || Ok(embedding(10))).unwrap();
-        assert!(!hit);
-        let (_, hit) = cache
-            .get_or_compute(&key(1), || panic!("must not recompute"))
+        let (_, outcome) = cache
+            .get_or_compute(&key(1), &deadline(), || Ok(embedding(10)))
             .unwrap();
-        assert!(hit);
+        assert_eq!(outcome, CacheOutcome::Miss);
+        let (_, outcome) = cache
+            .get_or_compute(&key(1), &deadline(), || panic!("must not recompute"))
+            .unwrap();
+        assert_eq!(outcome, CacheOutcome::Hit);
     }
 
     #[test]
@@ -196,15 +268,15 @@ mod tests {
         let cache = EmbeddingCache::new(one * 2);
         for n in 0..3 {
             cache
-                .get_or_compute(&key(n), || Ok(embedding(1000)))
+                .get_or_compute(&key(n), &deadline(), || Ok(embedding(1000)))
                 .unwrap();
         }
         assert_eq!(cache.len(), 2);
         assert!(cache.bytes() <= one * 2);
-        let (_, hit) = cache
-            .get_or_compute(&key(0), || Ok(embedding(1000)))
+        let (_, outcome) = cache
+            .get_or_compute(&key(0), &deadline(), || Ok(embedding(1000)))
             .unwrap();
-        assert!(!hit, "the oldest entry was evicted");
+        assert_eq!(outcome, CacheOutcome::Miss, "the oldest entry was evicted");
     }
 
     #[test]
@@ -216,19 +288,39 @@ mod tests {
                 let (cache, runs) = (cache.clone(), runs.clone());
                 std::thread::spawn(move || {
                     cache
-                        .get_or_compute(&key(9), || {
+                        .get_or_compute(&key(9), &deadline(), || {
                             runs.fetch_add(1, Ordering::SeqCst);
                             std::thread::sleep(std::time::Duration::from_millis(100));
                             Ok(embedding(10))
                         })
-                        .unwrap();
+                        .unwrap()
+                        .1
                 })
             })
             .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
+        let outcomes: Vec<CacheOutcome> = threads.into_iter().map(|t| t.join().unwrap()).collect();
         assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // The one that computed says miss; those that waited for it got it from this cache.
+        let misses = outcomes
+            .iter()
+            .filter(|o| **o == CacheOutcome::Miss)
+            .count();
+        assert_eq!(misses, 1, "{outcomes:?}");
+        assert!(outcomes.iter().all(|o| *o != CacheOutcome::Shared));
+    }
+
+    #[test]
+    fn a_request_of_several_embeddings_is_as_costly_as_its_costliest() {
+        use CacheOutcome::*;
+        assert_eq!(Hit.and(Hit), Hit);
+        assert_eq!(Hit.and(Shared), Shared);
+        assert_eq!(Shared.and(Hit), Shared);
+        assert_eq!(Shared.and(Miss), Miss);
+        assert_eq!(Miss.and(Hit), Miss);
+        assert_eq!(
+            [Hit, Shared, Miss].map(CacheOutcome::as_str),
+            ["hit", "shared", "miss"]
+        );
     }
 
     /// One request's time limit passes while it computes: a request waiting for the same
@@ -241,7 +333,7 @@ mod tests {
         let first = {
             let cache = cache.clone();
             std::thread::spawn(move || {
-                cache.get_or_compute(&key(7), || {
+                cache.get_or_compute(&key(7), &deadline(), || {
                     started_tx.send(()).unwrap();
                     // Long enough for the second request to be waiting on this computation.
                     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -254,20 +346,20 @@ mod tests {
         };
         started_rx.recv().unwrap();
         let runs = AtomicUsize::new(0);
-        let (second, hit) = cache
-            .get_or_compute(&key(7), || {
+        let (second, outcome) = cache
+            .get_or_compute(&key(7), &deadline(), || {
                 runs.fetch_add(1, Ordering::SeqCst);
                 Ok(embedding(10))
             })
             .expect("the waiter computes the embedding itself");
-        assert!(!hit);
+        assert_eq!(outcome, CacheOutcome::Miss);
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(second.tensors[0].1.len(), 10);
         assert_eq!(first.join().unwrap().unwrap_err().status, 504);
         // And it is cached for the next one.
-        let (_, hit) = cache
-            .get_or_compute(&key(7), || panic!("must not recompute"))
+        let (_, outcome) = cache
+            .get_or_compute(&key(7), &deadline(), || panic!("must not recompute"))
             .unwrap();
-        assert!(hit);
+        assert_eq!(outcome, CacheOutcome::Hit);
     }
 }

@@ -5,6 +5,6 @@ mod embeddings;
 mod limiter;
 mod models;
 
-pub use embeddings::{EmbeddingCache, EmbeddingKey};
+pub use embeddings::{CacheOutcome, EmbeddingCache, EmbeddingKey};
 pub use limiter::{BackgroundPermit, InferenceLimiter, InferencePermit};
 pub use models::{ModelCache, ModelKey};

@@ -7,6 +7,9 @@
 //! replica whose Redis is gone keeps serving from its own cache at full speed; the next call
 //! after that pause tries again, and a success logs that Redis is back.
 
+pub mod embedding_codec;
 pub mod redis_handle;
+pub mod shared_embeddings;
 
 pub use redis_handle::{ClusterError, Redis};
+pub use shared_embeddings::SharedEmbeddings;

@@ -27,7 +27,7 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 pub struct Served {
     pub model_version: String,
     pub model_id: String,
-    pub cache_hit: bool,
+    pub cache: crate::cache::CacheOutcome,
 }
 
 /// The middleware (outermost layer, so that it sees every answer, refusals included).
@@ -64,7 +64,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
             duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3,
             bytes_in = bytes_in.load(Ordering::Relaxed),
             bytes_out = response.body().size_hint().exact(),
-            cache = served.as_ref().map(|s| if s.cache_hit { "hit" } else { "miss" }),
+            cache = served.as_ref().map(|s| s.cache.as_str()),
             model = served.as_ref().map(|s| format!("{}:{}", s.model_version, s.model_id)),
             "access"
         );

@@ -5,7 +5,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::pipeline::PipelineOutput;
 
-/// `X-Samgeo-Cache: hit|miss` says whether the image embedding came from the cache.
+/// `X-Samgeo-Cache: hit|shared|miss` says where the image embedding came from: this replica's
+/// cache, the cluster's Redis, or the encoder.
 pub const CACHE_HEADER: HeaderName = HeaderName::from_static("x-samgeo-cache");
 /// Number of masks in the response.
 pub const MASKS_HEADER: HeaderName = HeaderName::from_static("x-samgeo-masks");
@@ -34,7 +35,7 @@ pub fn formatted(result: PipelineOutput) -> Response {
     }
     headers.insert(
         CACHE_HEADER,
-        HeaderValue::from_static(if result.cache_hit { "hit" } else { "miss" }),
+        HeaderValue::from_static(result.cache.as_str()),
     );
     headers.insert(MASKS_HEADER, HeaderValue::from(result.mask_count));
     if let Some(Ok(v)) = result
@@ -50,7 +51,7 @@ pub fn formatted(result: PipelineOutput) -> Response {
     response.extensions_mut().insert(super::observe::Served {
         model_version: result.model_version,
         model_id: result.model_id,
-        cache_hit: result.cache_hit,
+        cache: result.cache,
     });
     response
 }

@@ -18,7 +18,7 @@ pub const QUEUE_WAITING: &str = "samgeo_queue_waiting";
 pub const UPLOAD_BYTES_HELD: &str = "samgeo_upload_bytes_held";
 /// Requests refused, by reason (overload, too_large, timeout, auth).
 pub const REJECTED: &str = "samgeo_rejected_total";
-/// Embedding cache lookups, by outcome (hit, miss).
+/// Embedding cache lookups, by outcome (hit, shared, miss).
 pub const EMBEDDING_CACHE_REQUESTS: &str = "samgeo_embedding_cache_requests_total";
 /// Bytes of embeddings cached now.
 pub const EMBEDDING_CACHE_BYTES: &str = "samgeo_embedding_cache_bytes";
@@ -34,6 +34,10 @@ pub const PLUGIN_DURATION: &str = "samgeo_plugin_duration_seconds";
 pub const CLUSTER_REDIS_UP: &str = "samgeo_cluster_redis_up";
 /// Redis calls that failed (connection, timeout): each starts a pause of `redis_retry_secs`.
 pub const CLUSTER_REDIS_ERRORS: &str = "samgeo_cluster_redis_errors_total";
+/// Embeddings this replica wrote to the cluster's Redis.
+pub const CLUSTER_EMBEDDINGS_STORED: &str = "samgeo_cluster_embeddings_stored_total";
+/// Bytes of those embeddings as stored (fp16, zstd): over the count, bytes per embedding.
+pub const CLUSTER_EMBEDDING_BYTES_STORED: &str = "samgeo_cluster_embedding_stored_bytes_total";
 /// Always 1; the label carries the server's version.
 pub const BUILD_INFO: &str = "samgeo_build_info";
 
@@ -58,6 +62,14 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "Redis calls of the cluster's shared tier that failed (connection or timeout).",
     ),
     (
+        CLUSTER_EMBEDDINGS_STORED,
+        "Image embeddings this replica wrote to the cluster's Redis.",
+    ),
+    (
+        CLUSTER_EMBEDDING_BYTES_STORED,
+        "Bytes of the image embeddings this replica wrote to the cluster's Redis (fp16, zstd).",
+    ),
+    (
         HTTP_REQUESTS,
         "HTTP requests answered, by route template, method and status code.",
     ),
@@ -67,7 +79,7 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ),
     (
         EMBEDDING_CACHE_REQUESTS,
-        "Image embedding cache lookups, by outcome (hit, miss).",
+        "Image embedding cache lookups, by outcome (hit, shared: from the cluster's Redis, miss).",
     ),
     (
         PLUGIN_CALLS,
@@ -125,7 +137,7 @@ pub const HISTOGRAMS: &[(&str, &str, &[f64])] = &[
 /// Label values of `samgeo_rejected_total{reason}`.
 pub const REJECT_REASONS: [&str; 4] = ["overload", "too_large", "timeout", "auth"];
 /// Label values of `samgeo_embedding_cache_requests_total{outcome}`.
-pub const CACHE_OUTCOMES: [&str; 2] = ["hit", "miss"];
+pub const CACHE_OUTCOMES: [&str; 3] = ["hit", "shared", "miss"];
 /// Stages the pipelines mark (see `pipeline::Stages`); `generate` is the automatic generator.
 pub const STAGES: [&str; 6] = [
     "prepare",

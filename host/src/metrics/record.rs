@@ -66,10 +66,16 @@ pub fn stages(spans: &[(&'static str, f64)]) {
     }
 }
 
-/// An embedding cache lookup: found (`hit`) or computed.
-pub fn embedding_cache_lookup(hit: bool) {
-    let outcome = if hit { "hit" } else { "miss" };
-    ::metrics::counter!(EMBEDDING_CACHE_REQUESTS, "outcome" => outcome).increment(1);
+/// An embedding cache lookup: found here (`hit`), read from the cluster's Redis (`shared`) or
+/// computed (`miss`).
+pub fn embedding_cache_lookup(outcome: crate::cache::CacheOutcome) {
+    ::metrics::counter!(EMBEDDING_CACHE_REQUESTS, "outcome" => outcome.as_str()).increment(1);
+}
+
+/// An embedding of `bytes` (fp16, zstd) written to the cluster's Redis.
+pub fn shared_embedding_stored(bytes: usize) {
+    ::metrics::counter!(CLUSTER_EMBEDDINGS_STORED).increment(1);
+    ::metrics::counter!(CLUSTER_EMBEDDING_BYTES_STORED).increment(bytes as u64);
 }
 
 /// A model of `model_version` loaded (or failed to) in `elapsed`.

@@ -11,7 +11,7 @@ use super::steps::{embedding_for, finish, prepare_within};
 use super::text::{detect_text, TileDetector};
 use super::tiled::{merge, run_tiles, single_look, TilePlan, TiledRaster, TilingRequest};
 use super::{PipelineOutput, SegmentRequest, Stages};
-use crate::cache::EmbeddingKey;
+use crate::cache::{CacheOutcome, EmbeddingKey};
 use crate::error::AppError;
 use crate::masks::Mask;
 use crate::models::{
@@ -58,7 +58,7 @@ pub fn run(state: &AppState, mut request: AutomaticRequest) -> Result<PipelineOu
     }
     let (raster, info, sha256) = (prepared.raster, prepared.info, prepared.sha256);
     let mut stages = prepared.stages;
-    let mut cache_hit = false;
+    let mut cache = CacheOutcome::Miss;
     let common = &request.common;
     let masks = single_look(common, || match prepared.model {
         LoadedModel::Sam3(model) => {
@@ -72,7 +72,7 @@ pub fn run(state: &AppState, mut request: AutomaticRequest) -> Result<PipelineOu
                 request.confidence_threshold,
                 &mut stages,
             )?;
-            cache_hit = hit;
+            cache = hit;
             Ok(masks)
         }
         LoadedModel::Promptable(model) => {
@@ -85,12 +85,12 @@ pub fn run(state: &AppState, mut request: AutomaticRequest) -> Result<PipelineOu
                 info.height,
                 &model,
             )?;
-            cache_hit = hit;
+            cache = hit;
             stages.mark("generate");
             Ok(masks)
         }
     })?;
-    finish(state, &request.common, &info, masks, cache_hit, stages)
+    finish(state, &request.common, &info, masks, cache, stages)
 }
 
 /// SAM/SAM2: the automatic mask generator over the whole image (crops from cached embeddings).
@@ -102,10 +102,10 @@ fn generate_whole(
     width: u32,
     height: u32,
     model: &Arc<dyn PromptableModel>,
-) -> Result<(Vec<Mask>, bool), AppError> {
+) -> Result<(Vec<Mask>, CacheOutcome), AppError> {
     let deadline = request.common.deadline;
     let side = model.input_side();
-    let (full, cache_hit) = embedding_for(
+    let (full, cache) = embedding_for(
         state,
         &request.common,
         sha256,
@@ -135,7 +135,7 @@ fn generate_whole(
                 crop.y1
             ),
         };
-        let result = state.embeddings.get_or_compute(&key, || {
+        let result = state.embeddings.get_or_compute(&key, &deadline, || {
             deadline.check()?;
             let rgb = raster.lock().read_rgb_window(
                 &common.bands,
@@ -157,7 +157,7 @@ fn generate_whole(
         &embed_crop,
         &request.params,
     )?;
-    Ok((masks, cache_hit))
+    Ok((masks, cache))
 }
 
 /// Runs [`generate`] with the deadline checked per decoder batch; the first error recorded in
@@ -260,7 +260,7 @@ fn run_tiled(
     );
     number_masks(&mut masks);
     stages.mark("merge");
-    let mut output = finish(state, common, &grid_info, masks, false, stages)?;
+    let mut output = finish(state, common, &grid_info, masks, CacheOutcome::Miss, stages)?;
     output.tiles = Some(counts);
     Ok(output)
 }

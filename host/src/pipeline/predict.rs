@@ -7,6 +7,7 @@ use super::prompts::Prompts;
 use super::steps::{embedding_for, finish, prepare_within, window_embedding_for, Prepared};
 use super::windows::{self, Tiling, WindowGroup};
 use super::{PipelineOutput, SegmentRequest};
+use crate::cache::CacheOutcome;
 use crate::error::AppError;
 use crate::masks::Mask;
 use crate::models::sam3::{self, box_exemplars};
@@ -49,13 +50,13 @@ pub fn run(state: &AppState, mut request: PredictRequest) -> Result<PipelineOutp
         config.tiling.auto_above_px,
         config.server.max_pixels,
     );
-    let (masks, cache_hit, stages) = if windowed {
+    let (masks, cache, stages) = if windowed {
         let side = config.tiling.tile_size;
         run_windows(state, &request, prepared, side)?
     } else {
         run_whole(state, &request, prepared)?
     };
-    finish(state, &request.common, &info, masks, cache_hit, stages)
+    finish(state, &request.common, &info, masks, cache, stages)
 }
 
 /// One look at the whole raster, downsampled to the model's input size.
@@ -63,7 +64,7 @@ fn run_whole(
     state: &AppState,
     request: &PredictRequest,
     prepared: Prepared<Vec<DecoderPrompt>>,
-) -> Result<(Vec<Mask>, bool, super::Stages), AppError> {
+) -> Result<(Vec<Mask>, CacheOutcome, super::Stages), AppError> {
     let (raster, info, sha256, rows) = (
         prepared.raster,
         prepared.info,
@@ -72,9 +73,9 @@ fn run_whole(
     );
     let mut stages = prepared.stages;
     let deadline = request.common.deadline;
-    let (masks, cache_hit) = match prepared.model {
+    let (masks, cache) = match prepared.model {
         LoadedModel::Promptable(model) => {
-            let (embedding, cache_hit) = embedding_for(
+            let (embedding, cache) = embedding_for(
                 state,
                 &request.common,
                 &sha256,
@@ -89,10 +90,10 @@ fn run_whole(
             stages.mark("decode");
             let masks = masks_from_decoded(&decoded, !request.all_candidates);
             stages.mark("masks");
-            (masks, cache_hit)
+            (masks, cache)
         }
         LoadedModel::Sam3(model) => {
-            let (embedding, cache_hit) = embedding_for(
+            let (embedding, cache) = embedding_for(
                 state,
                 &request.common,
                 &sha256,
@@ -105,21 +106,22 @@ fn run_whole(
             deadline.check()?;
             let masks = sam3_exemplar_masks(&model, &embedding, &rows, info.width, info.height)?;
             stages.mark("decode");
-            (masks, cache_hit)
+            (masks, cache)
         }
     };
-    Ok((masks, cache_hit, stages))
+    Ok((masks, cache, stages))
 }
 
 /// Windows at native resolution around the prompts: each group of prompts is decoded against
 /// its window's embedding (cached per window), and its masks moved into full-raster
-/// coordinates. The request counts as a cache hit when every window's embedding was cached.
+/// coordinates. The request's cache outcome is the costliest of its windows' (a hit when every
+/// window's embedding was cached here).
 fn run_windows(
     state: &AppState,
     request: &PredictRequest,
     prepared: Prepared<Vec<DecoderPrompt>>,
     side: u32,
-) -> Result<(Vec<Mask>, bool, super::Stages), AppError> {
+) -> Result<(Vec<Mask>, CacheOutcome, super::Stages), AppError> {
     let (raster, info, sha256, rows) = (
         prepared.raster,
         prepared.info,
@@ -131,7 +133,7 @@ fn run_windows(
     let groups = windows::plan(rows, info.width, info.height, side);
     tracing::debug!(windows = groups.len(), "predict: prompts in windows");
     let mut masks = Vec::new();
-    let mut all_cached = true;
+    let mut cache = CacheOutcome::Hit;
     for WindowGroup { window, rows } in groups {
         let (w, h) = (window.width(), window.height());
         let found = match &prepared.model {
@@ -145,7 +147,7 @@ fn run_windows(
                     model.input_side(),
                     |rgb, w, h| model.encode(rgb, w, h),
                 )?;
-                all_cached &= hit;
+                cache = cache.and(hit);
                 deadline.check()?;
                 let decoded = model.decode(&embedding, &rows, request.multimask)?;
                 masks_from_decoded(&decoded, !request.all_candidates)
@@ -160,7 +162,7 @@ fn run_windows(
                     model.input_side(),
                     |rgb, w, h| model.encode_image(rgb, w, h),
                 )?;
-                all_cached &= hit;
+                cache = cache.and(hit);
                 deadline.check()?;
                 sam3_exemplar_masks(model, &embedding, &rows, w, h)?
             }
@@ -175,7 +177,7 @@ fn run_windows(
     }
     drop(raster);
     stages.mark("windows");
-    Ok((masks, all_cached, stages))
+    Ok((masks, cache, stages))
 }
 
 /// SAM3: boxes are exemplars, every object like them in the `width`×`height` image (as the

@@ -44,8 +44,8 @@ impl SegmentRequest {
 /// A formatted response and how it was made.
 pub struct PipelineOutput {
     pub output: FormattedOutput,
-    /// Whether the image embedding came from the cache.
-    pub cache_hit: bool,
+    /// Where the image embedding came from (`X-Samgeo-Cache`).
+    pub cache: crate::cache::CacheOutcome,
     pub mask_count: usize,
     /// Time spent per stage, for the `Server-Timing` header.
     pub stages: Stages,

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::request::{ImageInput, PipelineOutput, SegmentRequest, Stages};
 
-use crate::cache::EmbeddingKey;
+use crate::cache::{CacheOutcome, EmbeddingKey};
 use crate::config::Config;
 use crate::error::AppError;
 use crate::masks::{FormattedOutput, Mask, MaskSet, PluginRequest};
@@ -160,7 +160,7 @@ pub fn finish(
     common: &SegmentRequest,
     info: &RasterInfo,
     masks: Vec<Mask>,
-    cache_hit: bool,
+    cache: CacheOutcome,
     mut stages: Stages,
 ) -> Result<PipelineOutput, AppError> {
     common.deadline.check()?;
@@ -168,7 +168,7 @@ pub fn finish(
     stages.mark("plugins");
     Ok(PipelineOutput {
         output,
-        cache_hit,
+        cache,
         mask_count,
         stages,
         model_version: common.model_version.clone(),
@@ -186,7 +186,7 @@ pub fn embedding_for(
     raster: &OpenRaster,
     input_side: u32,
     encode: impl FnOnce(&RgbImage, u32, u32) -> Result<Embedding, ModelError>,
-) -> Result<(Arc<Embedding>, bool), AppError> {
+) -> Result<(Arc<Embedding>, CacheOutcome), AppError> {
     let deadline = &request.deadline;
     let key = EmbeddingKey {
         model_version: request.model_version.clone(),
@@ -195,7 +195,7 @@ pub fn embedding_for(
         options: format!("bands={}", request.bands.key()),
     };
     let info = raster.info().clone();
-    state.embeddings.get_or_compute(&key, || {
+    state.embeddings.get_or_compute(&key, deadline, || {
         deadline.check()?;
         let rgb = raster.read_rgb(&request.bands, input_side)?;
         deadline.check()?;
@@ -214,7 +214,7 @@ pub fn window_embedding_for(
     window: (u32, u32, u32, u32),
     input_side: u32,
     encode: impl FnOnce(&RgbImage, u32, u32) -> Result<Embedding, ModelError>,
-) -> Result<(Arc<Embedding>, bool), AppError> {
+) -> Result<(Arc<Embedding>, CacheOutcome), AppError> {
     let deadline = &request.deadline;
     let (x0, y0, x1, y1) = window;
     let key = EmbeddingKey {
@@ -223,7 +223,7 @@ pub fn window_embedding_for(
         image_sha256: sha256.to_string(),
         options: format!("bands={};window={x0},{y0},{x1},{y1}", request.bands.key()),
     };
-    state.embeddings.get_or_compute(&key, || {
+    state.embeddings.get_or_compute(&key, deadline, || {
         deadline.check()?;
         let rgb = raster.read_rgb_window(&request.bands, window, input_side)?;
         deadline.check()?;

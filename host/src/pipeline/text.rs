@@ -7,6 +7,7 @@ use super::mask_generator::number_masks;
 use super::steps::{apply_filters, embedding_for, finish, prepare_within};
 use super::tiled::{merge, run_tiles, single_look, Tile, TilePlan, TiledRaster, TilingRequest};
 use super::{PipelineOutput, SegmentRequest, Stages};
+use crate::cache::CacheOutcome;
 use crate::error::AppError;
 use crate::masks::Mask;
 use crate::models::sam3::{Detection, Sam3, TextFeatures};
@@ -77,7 +78,7 @@ pub fn run(state: &AppState, mut request: TextRequest) -> Result<PipelineOutput,
             stages,
         );
     }
-    let mut cache_hit = false;
+    let mut cache = CacheOutcome::Miss;
     let masks = single_look(&request.common, || {
         let (masks, hit) = detect_text(
             state,
@@ -89,17 +90,10 @@ pub fn run(state: &AppState, mut request: TextRequest) -> Result<PipelineOutput,
             request.confidence_threshold,
             &mut stages,
         )?;
-        cache_hit = hit;
+        cache = hit;
         Ok(masks)
     })?;
-    finish(
-        state,
-        &request.common,
-        &prepared.info,
-        masks,
-        cache_hit,
-        stages,
-    )
+    finish(state, &request.common, &prepared.info, masks, cache, stages)
 }
 
 /// SAM3's detector on one tile at a time: the prompt is encoded once, each tile's image
@@ -160,7 +154,7 @@ fn run_tiled(
     number_masks(&mut masks);
     stages.mark("merge");
     if !detections::FORMATS.contains(&common.output_format.as_str()) {
-        let mut output = finish(state, common, &grid_info, masks, false, stages)?;
+        let mut output = finish(state, common, &grid_info, masks, CacheOutcome::Miss, stages)?;
         output.tiles = Some(counts);
         return Ok(output);
     }
@@ -171,7 +165,7 @@ fn run_tiled(
     stages.mark("plugins");
     Ok(PipelineOutput {
         output,
-        cache_hit: false,
+        cache: CacheOutcome::Miss,
         mask_count: listed.len(),
         stages,
         model_version: common.model_version.clone(),
@@ -209,7 +203,7 @@ fn detector_boxes(
     let common = &request.common;
     let info = raster.info().clone();
     // One tile for the progress contract: resumed masks come back with their own boxes.
-    let mut cache_hit = false;
+    let mut cache = CacheOutcome::Miss;
     let mut found: Vec<Detection> = Vec::new();
     single_look(common, || {
         let (detected, hit) = detect_prompt(
@@ -222,7 +216,7 @@ fn detector_boxes(
             request.confidence_threshold,
             &mut stages,
         )?;
-        cache_hit = hit;
+        cache = hit;
         found = detected;
         Ok(found.iter().map(|d| d.mask.clone()).collect())
     })
@@ -245,7 +239,7 @@ fn detector_boxes(
     stages.mark("plugins");
     Ok(PipelineOutput {
         output,
-        cache_hit,
+        cache,
         mask_count: listed.len(),
         stages,
         model_version: common.model_version.clone(),
@@ -266,8 +260,8 @@ pub fn detect_text(
     prompt: &str,
     confidence_threshold: f32,
     stages: &mut Stages,
-) -> Result<(Vec<Mask>, bool), AppError> {
-    let (found, cache_hit) = detect_prompt(
+) -> Result<(Vec<Mask>, CacheOutcome), AppError> {
+    let (found, cache) = detect_prompt(
         state,
         common,
         sha256,
@@ -277,7 +271,7 @@ pub fn detect_text(
         confidence_threshold,
         stages,
     )?;
-    Ok((found.into_iter().map(|d| d.mask).collect(), cache_hit))
+    Ok((found.into_iter().map(|d| d.mask).collect(), cache))
 }
 
 /// [`detect_text`] with each instance's box as the detector gave it.
@@ -291,8 +285,8 @@ fn detect_prompt(
     prompt: &str,
     confidence_threshold: f32,
     stages: &mut Stages,
-) -> Result<(Vec<Detection>, bool), AppError> {
-    let (embedding, cache_hit) = embedding_for(
+) -> Result<(Vec<Detection>, CacheOutcome), AppError> {
+    let (embedding, cache) = embedding_for(
         state,
         common,
         sha256,
@@ -306,7 +300,7 @@ fn detect_prompt(
     let text = model.encode_text(prompt)?;
     let found = model.detect_with_boxes(&embedding, &text, &[], confidence_threshold)?;
     stages.mark("decode");
-    Ok((found, cache_hit))
+    Ok((found, cache))
 }
 
 #[cfg(test)]

@@ -34,6 +34,8 @@ pub const PLUGIN_DURATION: &str = "samgeo_plugin_duration_seconds";
 pub const CLUSTER_REDIS_UP: &str = "samgeo_cluster_redis_up";
 /// Redis calls that failed (connection, timeout): each starts a pause of `redis_retry_secs`.
 pub const CLUSTER_REDIS_ERRORS: &str = "samgeo_cluster_redis_errors_total";
+/// Tiles of fanned-out jobs this replica's tile worker computed and stored.
+pub const CLUSTER_TILES: &str = "samgeo_cluster_tiles_total";
 /// Always 1; the label carries the server's version.
 pub const BUILD_INFO: &str = "samgeo_build_info";
 
@@ -56,6 +58,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
     (
         CLUSTER_REDIS_ERRORS,
         "Redis calls of the cluster's shared tier that failed (connection or timeout).",
+    ),
+    (
+        CLUSTER_TILES,
+        "Tiles of cluster-wide (fanned-out) jobs computed and stored by this replica's tile worker.",
     ),
     (
         HTTP_REQUESTS,

@@ -2,7 +2,8 @@
 //! shared directory. A tiled job submitted to one replica is visible on the others, its tiles
 //! are computed by all three (the tile stream), and its result equals a plain single server's;
 //! with one worker replica killed mid-job the job still finishes with that result (the killed
-//! replica's claimed tile is taken over once idle); with Redis stopped the job endpoints answer
+//! replica's claimed tile is taken over once idle); with the coordinator killed mid-job another
+//! replica takes the job over from its stored tiles; with Redis stopped the job endpoints answer
 //! 503 while segment requests still work.
 //!
 //! `measure_tile_throughput` (ignored) runs the same job on 1, 2 and 3 replicas and prints
@@ -174,8 +175,8 @@ fn log_lines(server: &Server, id: &str, what: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_tiled_job_spreads_over_replicas_and_survives_a_killed_worker() {
-    let test = "a_tiled_job_spreads_over_replicas_and_survives_a_killed_worker";
+fn a_tiled_job_spreads_over_replicas_and_survives_killed_replicas() {
+    let test = "a_tiled_job_spreads_over_replicas_and_survives_killed_replicas";
     let Some(mut redis) = RedisServer::start(test) else {
         return;
     };
@@ -277,9 +278,41 @@ fn a_tiled_job_spreads_over_replicas_and_survives_a_killed_worker() {
         taken_over.len()
     );
 
-    // 3. Redis stopped: the job endpoints answer 503 with a detail; segment requests work.
+    // 3. The coordinator killed mid-job: once its lease expires, B takes the job over, keeps
+    //    the tiles already stored and finishes it alone.
+    let id = submit(&replicas[0], &body);
+    let start = Instant::now();
+    let at_kill = loop {
+        let info = status(&replicas[1], &id);
+        if info["progress"].as_u64().unwrap() >= 20 || finished(&info) {
+            break info;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{info}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    replicas[0].kill();
+    let killed_at = t0.elapsed();
+    assert_eq!(at_kill["status"], "running", "{at_kill}");
+    let logs: Vec<&Server> = replicas[1..2].iter().collect();
+    let done = wait_finished(&replicas[1], &id, &logs);
+    assert_eq!(done["status"], "successful", "{done}");
+    assert_eq!(done["started"], at_kill["started"], "the first start is kept");
+    assert_eq!(results(&replicas[1], &id), reference, "equals the single node");
+    assert_eq!(
+        log_lines(&replicas[1], &id, "taking over job").len(),
+        1,
+        "{}",
+        replicas[1].log()
+    );
+    eprintln!(
+        "[{:?}] third job successful (coordinator A killed at {killed_at:?} at progress {}; B took it over)",
+        t0.elapsed(),
+        at_kill["progress"]
+    );
+
+    // 4. Redis stopped: the job endpoints answer 503 with a detail; segment requests work.
     redis.stop();
-    let r = replicas[0].get(&format!("/jobs/{id}"));
+    let r = replicas[1].get(&format!("/jobs/{id}"));
     let (code, detail) = common::detail(r);
     assert_eq!(code, 503, "{detail}");
     assert!(detail.contains("Redis"), "{detail}");
@@ -291,7 +324,7 @@ fn a_tiled_job_spreads_over_replicas_and_survives_a_killed_worker() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 503);
-    let r = replicas[0].post_form(
+    let r = replicas[1].post_form(
         "/segment/predict",
         Some(("scene.tif", tiled_scene().geotiff())),
         &[("model_version", "sam2"), ("point_coords", "[[90, 90]]")],

@@ -112,7 +112,12 @@ fn submit(server: &Server, body: &Value) -> String {
 
 fn status(server: &Server, id: &str) -> Value {
     let r = server.get(&format!("/jobs/{id}"));
-    assert_eq!(r.status().as_u16(), 200, "GET /jobs/{id} on {}", server.base);
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "GET /jobs/{id} on {}",
+        server.base
+    );
     r.json().unwrap()
 }
 
@@ -201,7 +206,11 @@ fn a_tiled_job_spreads_over_replicas_and_survives_killed_replicas() {
     let logs: Vec<&Server> = replicas.iter().collect();
     let done = wait_finished(&replicas[1], &id, &logs);
     assert_eq!(done["status"], "successful", "{done}");
-    assert_eq!(results(&replicas[2], &id), reference, "equals the single node");
+    assert_eq!(
+        results(&replicas[2], &id),
+        reference,
+        "equals the single node"
+    );
     let counts: Vec<u64> = replicas.iter().map(tiles_computed).collect();
     eprintln!(
         "[{:?}] first job successful; tiles computed by a, b, c: {counts:?}",
@@ -296,8 +305,15 @@ fn a_tiled_job_spreads_over_replicas_and_survives_killed_replicas() {
     let logs: Vec<&Server> = replicas[1..2].iter().collect();
     let done = wait_finished(&replicas[1], &id, &logs);
     assert_eq!(done["status"], "successful", "{done}");
-    assert_eq!(done["started"], at_kill["started"], "the first start is kept");
-    assert_eq!(results(&replicas[1], &id), reference, "equals the single node");
+    assert_eq!(
+        done["started"], at_kill["started"],
+        "the first start is kept"
+    );
+    assert_eq!(
+        results(&replicas[1], &id),
+        reference,
+        "equals the single node"
+    );
     assert_eq!(
         log_lines(&replicas[1], &id, "taking over job").len(),
         1,
@@ -329,7 +345,11 @@ fn a_tiled_job_spreads_over_replicas_and_survives_killed_replicas() {
         Some(("scene.tif", tiled_scene().geotiff())),
         &[("model_version", "sam2"), ("point_coords", "[[90, 90]]")],
     );
-    assert_eq!(r.status().as_u16(), 200, "segment requests do not need Redis");
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "segment requests do not need Redis"
+    );
     eprintln!("[{:?}] Redis down: jobs 503, predict 200", t0.elapsed());
 }
 

@@ -64,7 +64,8 @@ pub fn release(redis: &Redis, id: &str, node: &str) -> Result<(), ClusterError> 
 
 /// Whether some replica holds the lease of job `id`.
 pub fn held(redis: &Redis, id: &str) -> Result<bool, ClusterError> {
-    redis.call(|c| redis::cmd("EXISTS").arg(key(id)).query::<i64>(c))
+    redis
+        .call(|c| redis::cmd("EXISTS").arg(key(id)).query::<i64>(c))
         .map(|n| n > 0)
 }
 
@@ -133,7 +134,10 @@ mod tests {
         assert!(!acquire(&redis, "j", "b", long).unwrap(), "held by a");
         assert!(held(&redis, "j").unwrap());
         assert!(renew(&redis, "j", "a", long).unwrap());
-        assert!(!renew(&redis, "j", "b", long).unwrap(), "b does not hold it");
+        assert!(
+            !renew(&redis, "j", "b", long).unwrap(),
+            "b does not hold it"
+        );
         release(&redis, "j", "b").unwrap();
         assert!(held(&redis, "j").unwrap(), "b cannot free a's lease");
         release(&redis, "j", "a").unwrap();

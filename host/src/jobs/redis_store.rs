@@ -379,8 +379,7 @@ impl JobStore for RedisStore {
 
     fn dismiss(&self, id: &str, now: i64) -> Result<Option<JobRecord>, StoreError> {
         let now = now.to_string();
-        let flat: Vec<String> =
-            self.script("dismissing a job", DISMISS, id, &[now.as_bytes()])?;
+        let flat: Vec<String> = self.script("dismissing a job", DISMISS, id, &[now.as_bytes()])?;
         let mut hash = HashMap::new();
         let mut it = flat.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
@@ -485,7 +484,12 @@ mod tests {
         assert_eq!(store.tile("a", 0).unwrap(), None, "tiles go once done");
         assert!(!store.fail("a", "late", 7).unwrap(), "a finished job stays");
         assert!(!store.succeed("a", &result, 7).unwrap());
-        let ids: Vec<_> = store.list(0, 10).unwrap().into_iter().map(|j| j.id).collect();
+        let ids: Vec<_> = store
+            .list(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|j| j.id)
+            .collect();
         assert_eq!(ids, ["b", "a"]);
         assert_eq!(store.list(1, 10).unwrap()[0].id, "a");
         assert!(store.list(2, 10).unwrap().is_empty());
@@ -501,7 +505,10 @@ mod tests {
         assert!(!store.start("b", 10).unwrap());
         assert!(!store.succeed("b", &result, 10).unwrap());
         let b = store.get("b").unwrap().unwrap();
-        assert_eq!((b.status, b.finished, b.result), (JobStatus::Dismissed, Some(9), None));
+        assert_eq!(
+            (b.status, b.finished, b.result),
+            (JobStatus::Dismissed, Some(9), None)
+        );
         assert_eq!(store.dismiss("nope", 10).unwrap(), None);
         assert_eq!(store.active_count().unwrap(), 0);
         // Failing: only accepted or running jobs, with the message kept.
@@ -519,7 +526,12 @@ mod tests {
         assert_eq!(store.finished_before(6).unwrap(), Vec::<String>::new());
         store.delete("a").unwrap();
         assert_eq!(store.get("a").unwrap(), None);
-        let ids: Vec<_> = store.list(0, 10).unwrap().into_iter().map(|j| j.id).collect();
+        let ids: Vec<_> = store
+            .list(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|j| j.id)
+            .collect();
         assert_eq!(ids, ["c", "b"]);
     }
 

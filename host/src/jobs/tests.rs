@@ -427,7 +427,11 @@ mod cluster {
         let (by_a, by_b) = (pa.computed.lock().clone(), pb.computed.lock().clone());
         let mut all: Vec<usize> = by_a.iter().chain(&by_b).copied().collect();
         all.sort();
-        assert_eq!(all, (0..8).collect::<Vec<_>>(), "each tile once: {by_a:?} {by_b:?}");
+        assert_eq!(
+            all,
+            (0..8).collect::<Vec<_>>(),
+            "each tile once: {by_a:?} {by_b:?}"
+        );
         assert!(!by_a.is_empty() && !by_b.is_empty(), "{by_a:?} {by_b:?}");
         worker_a.stop();
         worker_b.stop();
@@ -485,7 +489,10 @@ mod cluster {
         let e = a.get("x").await.unwrap_err();
         assert_eq!(e.status, 503, "{}", e.detail);
         assert!(e.detail.contains("Redis"), "{}", e.detail);
-        let e = a.submit(spec(), Some(b"raster".to_vec())).await.unwrap_err();
+        let e = a
+            .submit(spec(), Some(b"raster".to_vec()))
+            .await
+            .unwrap_err();
         assert_eq!(e.status, 503, "{}", e.detail);
         let leftovers = std::fs::read_dir(dir.join("jobs")).unwrap().count();
         assert_eq!(leftovers, 0, "no job files left behind");

@@ -107,8 +107,7 @@ impl TileWorker {
                 }
                 group_ready = true;
             }
-            let next = match tile_queue::claim_idle(&self.reader, &self.node, self.claim_idle_ms)
-            {
+            let next = match tile_queue::claim_idle(&self.reader, &self.node, self.claim_idle_ms) {
                 Ok(Some(entry)) => {
                     tracing::info!(job = %entry.job, tile = entry.tile, "took over an idle tile");
                     Ok(Some(entry))
@@ -189,11 +188,11 @@ impl TileWorker {
     fn compute(&self, job: JobRecord, index: u32) -> Outcome {
         let limit = Duration::from_secs(self.jobs.config.job_timeout_secs);
         let deadline = Deadline::after(limit);
-        let input = (job.spec.image == ImageRef::Upload)
-            .then(|| self.jobs.job_dir(&job.id).join("input"));
-        let planned = self
-            .runtime
-            .block_on(self.jobs.planner.plan(job.spec.clone(), input, deadline));
+        let input =
+            (job.spec.image == ImageRef::Upload).then(|| self.jobs.job_dir(&job.id).join("input"));
+        let planned =
+            self.runtime
+                .block_on(self.jobs.planner.plan(job.spec.clone(), input, deadline));
         let work = match planned {
             Ok(work) => work,
             Err(e) => return Outcome::Failed(e.detail),
@@ -304,12 +303,9 @@ impl TileProgress for OneTile {
         if index != self.index {
             return;
         }
-        let stored = self.store.put_tile(
-            &self.id,
-            index as u32,
-            &tile_masks::encode(masks),
-            now_ms(),
-        );
+        let stored =
+            self.store
+                .put_tile(&self.id, index as u32, &tile_masks::encode(masks), now_ms());
         match stored {
             Ok(true) => self.end(OneTileState::Stored),
             Ok(false) => self.end(OneTileState::JobEnded),

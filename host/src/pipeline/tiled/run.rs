@@ -156,7 +156,10 @@ pub fn run_tiles(
     if progress.cancelled() {
         return Err(AppError::new(
             StatusCode::CONFLICT,
-            format!("The tiled run was cancelled after its last tile ({} tiles)", counts.total),
+            format!(
+                "The tiled run was cancelled after its last tile ({} tiles)",
+                counts.total
+            ),
         ));
     }
     Ok((out, counts))

@@ -438,6 +438,32 @@ mod cluster {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A tile that fails on a worker fails the job with its message; the coordinator stops.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tile_failing_on_a_worker_fails_the_job() {
+        let Some(server) = TestRedis::start("a_tile_failing_on_a_worker_fails_the_job") else {
+            return;
+        };
+        let dir = temp();
+        let mut p = planner(6, 5);
+        p.fail_at = Some(3);
+        let (a, worker) = replica(&server, "a", &p, &dir);
+        let job = a.submit(spec(), None).await.unwrap();
+        let (done, _) = wait_for(&a, &job.id, |j| j.status.is_final()).await;
+        assert_eq!(done.status, JobStatus::Failed, "{done:?}");
+        assert_eq!(done.message.as_deref(), Some("tile 3 is broken"));
+        // The coordinator lets go of it (its run ends) and the job stays failed.
+        let start = Instant::now();
+        while a.cancels.lock().contains_key(&job.id) {
+            assert!(start.elapsed() < Duration::from_secs(30));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let after = a.get(&job.id).await.unwrap();
+        assert_eq!(after.message.as_deref(), Some("tile 3 is broken"));
+        worker.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_job_without_a_lease_is_taken_over_from_its_finished_tiles() {
         let Some(server) = TestRedis::start("a_job_without_a_lease_is_taken_over") else {

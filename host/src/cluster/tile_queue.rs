@@ -156,6 +156,30 @@ pub fn done(redis: &Redis, entry_id: &str) -> Result<(), ClusterError> {
     })
 }
 
+/// How many times entry `entry_id` was delivered (read, or taken over); 0 when not pending.
+pub fn deliveries(redis: &Redis, entry_id: &str) -> Result<u64, ClusterError> {
+    // XPENDING key group start end count → [[id, consumer, idle ms, deliveries]]
+    let reply: Value = redis.call(|c| {
+        redis::cmd("XPENDING")
+            .arg(STREAM)
+            .arg(GROUP)
+            .arg(entry_id)
+            .arg(entry_id)
+            .arg(1)
+            .query(c)
+    })?;
+    let Value::Array(rows) = reply else {
+        return Ok(0);
+    };
+    Ok(match rows.first() {
+        Some(Value::Array(row)) => match row.get(3) {
+            Some(Value::Int(n)) => *n as u64,
+            _ => 0,
+        },
+        _ => 0,
+    })
+}
+
 /// Entries pending in the group (claimed, not yet acknowledged).
 pub fn pending(redis: &Redis) -> Result<u64, ClusterError> {
     let reply: Value = redis.call(|c| redis::cmd("XPENDING").arg(STREAM).arg(GROUP).query(c))?;
@@ -260,8 +284,14 @@ mod tests {
         std::thread::sleep(Duration::from_millis(120));
         let taken = claim_idle(&redis, "c", 100).unwrap().unwrap();
         assert_eq!(taken, first);
+        assert_eq!(
+            deliveries(&redis, &taken.entry_id).unwrap(),
+            2,
+            "read, then taken over"
+        );
         done(&redis, &taken.entry_id).unwrap();
         assert_eq!(pending(&redis).unwrap(), 0);
+        assert_eq!(deliveries(&redis, &taken.entry_id).unwrap(), 0);
         assert_eq!(
             server.query(&["XLEN", STREAM]),
             Value::Int(0),

@@ -464,6 +464,45 @@ mod cluster {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A tile whose every worker died (delivered four times) fails its job instead of being
+    /// taken over again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tile_that_stops_every_worker_fails_the_job() {
+        use crate::cluster::tile_queue;
+        let Some(server) = TestRedis::start("a_tile_that_stops_every_worker_fails_the_job") else {
+            return;
+        };
+        let ghosts = server.handle("ghost", 1000);
+        let store = RedisStore::new(Arc::new(server.handle("ghost", 1000)));
+        let job = JobRecord::accepted("cursed".into(), spec(), 1);
+        store.insert(&job).unwrap();
+        store.start(&job.id, 2).unwrap();
+        tile_queue::ensure_group(&ghosts).unwrap();
+        tile_queue::enqueue(&ghosts, &job.id, &[0]).unwrap();
+        // Three workers took it and died.
+        let entry = tile_queue::read_new(&ghosts, "ghost-1", 100)
+            .unwrap()
+            .unwrap();
+        for ghost in ["ghost-2", "ghost-3"] {
+            assert_eq!(
+                tile_queue::claim_idle(&ghosts, ghost, 0).unwrap(),
+                Some(entry.clone())
+            );
+        }
+        let dir = temp();
+        let p = planner(1, 1);
+        let (b, worker) = replica(&server, "b", &p, &dir);
+        let (done, _) = wait_for(&b, &job.id, |j| j.status.is_final()).await;
+        assert_eq!(done.status, JobStatus::Failed);
+        assert!(
+            done.message.as_deref().unwrap().contains("started 4 times"),
+            "{done:?}"
+        );
+        assert!(p.computed.lock().is_empty(), "not computed again");
+        worker.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_job_without_a_lease_is_taken_over_from_its_finished_tiles() {
         let Some(server) = TestRedis::start("a_job_without_a_lease_is_taken_over") else {

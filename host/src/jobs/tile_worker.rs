@@ -8,7 +8,8 @@
 //! costs nothing), the run computes tile i and stores it, and then reports itself cancelled so
 //! that it stops before merging anything. While a tile is computed a second thread keeps the
 //! entry claimed (XCLAIM), so a slow tile is never taken over; a killed worker stops doing so,
-//! and its entry goes to another replica.
+//! and its entry goes to another replica. A tile taken over [`MAX_DELIVERIES`] times fails its
+//! job instead (something in it stops every replica that computes it).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -28,6 +29,10 @@ use crate::pipeline::Deadline;
 const BLOCK_MS: u64 = 1000;
 /// Pause after a failed Redis call (Redis down: calls fail fast during its pause).
 const RETRY: Duration = Duration::from_secs(1);
+/// Deliveries of one tile after which it fails its job: every replica that took it stopped
+/// (killed, out of memory) before finishing it, and taking it over again would only stop the
+/// next one.
+const MAX_DELIVERIES: u64 = 4;
 
 /// A running worker (it runs until the process ends unless stopped).
 pub struct WorkerHandle {
@@ -110,6 +115,7 @@ impl TileWorker {
             let next = match tile_queue::claim_idle(&self.reader, &self.node, self.claim_idle_ms) {
                 Ok(Some(entry)) => {
                     tracing::info!(job = %entry.job, tile = entry.tile, "took over an idle tile");
+                    self.fail_if_cursed(&entry);
                     Ok(Some(entry))
                 }
                 Ok(None) => tile_queue::read_new(&self.reader, &self.node, BLOCK_MS),
@@ -128,6 +134,24 @@ impl TileWorker {
                     tracing::debug!("tile worker: {e}");
                     std::thread::sleep(RETRY);
                 }
+            }
+        }
+    }
+
+    /// Fails the job of a tile taken over [`MAX_DELIVERIES`] times (its entry is then
+    /// acknowledged as for any ended job).
+    fn fail_if_cursed(&self, entry: &TileEntry) {
+        let Ok(n) = tile_queue::deliveries(&self.reader, &entry.entry_id) else {
+            return;
+        };
+        if n >= MAX_DELIVERIES {
+            let message = format!(
+                "tile {} was started {n} times and never finished: every replica computing it stopped (killed, or out of memory?)",
+                entry.tile
+            );
+            tracing::error!(job = %entry.job, tile = entry.tile, "{message}");
+            if let Err(e) = self.jobs.store.fail(&entry.job, &message, now_ms()) {
+                tracing::warn!(job = %entry.job, "failing the job: {e}");
             }
         }
     }

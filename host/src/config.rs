@@ -217,7 +217,8 @@ pub struct ClusterConfig {
     pub redis_retry_secs: u64,
     /// Spread a tiled job's tiles over every replica through a Redis stream.
     pub tile_fanout: bool,
-    /// Milliseconds a tile may stay claimed by a silent replica before another takes it over.
+    /// Milliseconds a tile may stay claimed by a silent replica before another takes it over;
+    /// also the lifetime of a job's lease (a dead coordinator's job is taken over after it).
     pub tile_claim_idle_ms: u64,
 }
 

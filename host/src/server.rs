@@ -134,8 +134,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// Opens the job store under `cache_dir`, resumes the jobs a previous process left running or
-/// accepted, and starts the sweep of expired results.
+/// Opens the job store under `cache_dir` (on a cluster: the shared store in Redis, files under
+/// `shared_root()`), resumes the jobs a previous process left running or accepted (on a
+/// cluster: takes over the jobs no replica holds, and starts this replica's tile worker), and
+/// starts the sweep of expired results.
 async fn start_jobs(state: &AppState, config: &Config) -> Result<()> {
     let planner = std::sync::Arc::new(crate::http::processes::SegmentPlanner(state.clone()));
     let (cache_dir, limiter, jobs_config) = (
@@ -143,18 +145,45 @@ async fn start_jobs(state: &AppState, config: &Config) -> Result<()> {
         state.limiter.clone(),
         config.jobs.clone(),
     );
-    let jobs = tokio::task::spawn_blocking(move || {
-        crate::jobs::Jobs::open(&cache_dir, planner, limiter, jobs_config)
+    let (cluster, cluster_config, shared_root) = (
+        state.cluster.clone(),
+        config.cluster.clone(),
+        config.shared_root().to_path_buf(),
+    );
+    let jobs = tokio::task::spawn_blocking(move || match cluster {
+        Some(redis) => crate::jobs::Jobs::open_shared(
+            redis,
+            &cluster_config,
+            &shared_root,
+            planner,
+            limiter,
+            jobs_config,
+        ),
+        None => crate::jobs::Jobs::open(&cache_dir, planner, limiter, jobs_config),
     })
     .await?
     .context("opening the job store")?;
     state.set_jobs(jobs.clone());
-    let resumed = jobs
-        .recover()
-        .await
-        .map_err(|e| anyhow::anyhow!("resuming jobs: {}", e.detail))?;
-    if resumed > 0 {
-        tracing::info!(jobs = resumed, "resuming jobs left by the previous run");
+    if let Some(redis) = &state.cluster {
+        // Redis may be down now: the takeover scan retries, the worker waits for it.
+        jobs.spawn_takeover();
+        if jobs.fans_out() {
+            crate::jobs::tile_worker::spawn(
+                jobs.clone(),
+                redis.clone(),
+                &config.cluster,
+                tokio::runtime::Handle::current(),
+            )
+            .context("starting the tile worker")?;
+        }
+    } else {
+        let resumed = jobs
+            .recover()
+            .await
+            .map_err(|e| anyhow::anyhow!("resuming jobs: {}", e.detail))?;
+        if resumed > 0 {
+            tracing::info!(jobs = resumed, "resuming jobs left by the previous run");
+        }
     }
     jobs.spawn_sweeper();
     Ok(())

@@ -6,14 +6,24 @@
 //! On disk, under `server.cache_dir`: `jobs.sqlite3` (the [`JobStore`]) and `jobs/<id>/` with
 //! the job's uploaded raster (`input`, until the job ends) and its output (`result`).
 //! What a job runs comes from a [`Planner`] (the segment pipeline, or a fake in tests).
+//!
+//! On a cluster (`[cluster] redis_url`) the store is Redis ([`redis_store`]) and the job files
+//! live under `cluster.shared_dir`, so every replica answers for every job. A job runs on the
+//! replica that holds its lease (`cluster::job_lease`); every replica looks for unfinished jobs
+//! whose lease is gone (their replica died) and takes them over, from their finished tiles.
+//! With `tile_fanout`, a tiled job's tiles are computed by every replica ([`cluster_progress`]
+//! on the coordinator, [`tile_worker`] on each replica).
 
+mod cluster_progress;
 mod progress;
 pub mod record;
+pub mod redis_store;
 pub mod sqlite;
 pub mod store;
 pub mod tile_masks;
+pub mod tile_worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,7 +38,8 @@ pub use record::{now_ms, ImageRef, JobRecord, JobResult, JobSpec, JobStatus, Pro
 pub use store::{JobStore, StoreError};
 
 use crate::cache::InferenceLimiter;
-use crate::config::JobsConfig;
+use crate::cluster::{job_lease, Redis};
+use crate::config::{ClusterConfig, JobsConfig};
 use crate::error::AppError;
 use crate::masks::FormattedOutput;
 use crate::pipeline::progress::TileProgress;
@@ -60,6 +71,16 @@ pub trait Planner: Send + Sync {
 /// How often finished jobs past `keep_results_hours` are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
+/// What a clustered server adds to its jobs.
+pub struct JobsCluster {
+    /// The cluster's Redis (this replica's handle).
+    pub redis: Arc<Redis>,
+    /// Spread tiled jobs' tiles over every replica.
+    pub tile_fanout: bool,
+    /// How long a silent replica keeps a job's lease (`tile_claim_idle_ms`).
+    pub lease: Duration,
+}
+
 /// The jobs of this server.
 pub struct Jobs {
     store: Arc<dyn JobStore>,
@@ -72,6 +93,10 @@ pub struct Jobs {
     running: Arc<Semaphore>,
     /// The cancel flag of each job being run by this process.
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// Jobs this process started or waits to start (the takeover scan leaves them alone).
+    local: Mutex<HashSet<String>>,
+    /// The cluster's side (`None` on a single server).
+    cluster: Option<JobsCluster>,
 }
 
 /// Runs a store call on the blocking pool.
@@ -81,7 +106,18 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| AppError::internal(format!("job store task failed: {e}")))?
-        .map_err(|e| AppError::internal(e.to_string()))
+        .map_err(store_error)
+}
+
+/// A store failure for the client: 503 (retry later) when the shared store is unreachable.
+fn store_error(e: StoreError) -> AppError {
+    match e {
+        StoreError::Unavailable(_) => {
+            AppError::unavailable(format!("{e}. Jobs cannot be read or run now; retry later."))
+                .with_retry_after(5)
+        }
+        StoreError::Failed(_) => AppError::internal(e.to_string()),
+    }
 }
 
 /// 404 for an unknown job.
@@ -101,6 +137,17 @@ impl Jobs {
         config: JobsConfig,
         dir: PathBuf,
     ) -> Arc<Jobs> {
+        Jobs::with_cluster(store, planner, limiter, config, dir, None)
+    }
+
+    fn with_cluster(
+        store: Arc<dyn JobStore>,
+        planner: Arc<dyn Planner>,
+        limiter: Arc<InferenceLimiter>,
+        config: JobsConfig,
+        dir: PathBuf,
+        cluster: Option<JobsCluster>,
+    ) -> Arc<Jobs> {
         Arc::new(Jobs {
             running: Arc::new(Semaphore::new(config.max_running.max(1))),
             store,
@@ -109,6 +156,8 @@ impl Jobs {
             config,
             dir,
             cancels: Mutex::new(HashMap::new()),
+            local: Mutex::new(HashSet::new()),
+            cluster,
         })
     }
 
@@ -123,6 +172,39 @@ impl Jobs {
         std::fs::create_dir_all(&dir)?;
         let store = sqlite::SqliteStore::open(&cache_dir.join("jobs.sqlite3"))?;
         Ok(Jobs::new(Arc::new(store), planner, limiter, config, dir))
+    }
+
+    /// The jobs of a cluster: the Redis store on `redis`, files under `shared_root/jobs`
+    /// (blocking; does not need Redis to be up).
+    pub fn open_shared(
+        redis: Arc<Redis>,
+        cluster: &ClusterConfig,
+        shared_root: &Path,
+        planner: Arc<dyn Planner>,
+        limiter: Arc<InferenceLimiter>,
+        config: JobsConfig,
+    ) -> anyhow::Result<Arc<Jobs>> {
+        let dir = shared_root.join("jobs");
+        std::fs::create_dir_all(&dir)?;
+        let store = redis_store::RedisStore::new(redis.clone());
+        let cluster = JobsCluster {
+            redis,
+            tile_fanout: cluster.tile_fanout,
+            lease: Duration::from_millis(cluster.tile_claim_idle_ms.max(100)),
+        };
+        Ok(Jobs::with_cluster(
+            Arc::new(store),
+            planner,
+            limiter,
+            config,
+            dir,
+            Some(cluster),
+        ))
+    }
+
+    /// Whether tiled jobs' tiles are spread over the cluster (a worker must then run here).
+    pub fn fans_out(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.tile_fanout)
     }
 
     fn job_dir(&self, id: &str) -> PathBuf {
@@ -161,9 +243,10 @@ impl Jobs {
                     ))
                 })?;
             }
-            store
-                .insert(&record)
-                .map_err(|e| AppError::internal(e.to_string()))
+            store.insert(&record).map_err(|e| {
+                let _ = std::fs::remove_dir_all(&dir);
+                store_error(e)
+            })
         })
         .await
         .map_err(|e| AppError::internal(format!("job store task failed: {e}")))??;
@@ -174,6 +257,9 @@ impl Jobs {
 
     /// Starts running job `id` in the background (when a running place is free).
     fn spawn(self: &Arc<Self>, id: String) {
+        if !self.local.lock().insert(id.clone()) {
+            return;
+        }
         let jobs = self.clone();
         tokio::spawn(async move {
             let _place = jobs.running.clone().acquire_owned().await;
@@ -183,7 +269,40 @@ impl Jobs {
                 tracing::error!(job = %id, "job not run: {}", e.detail);
             }
             jobs.cancels.lock().remove(&id);
+            jobs.local.lock().remove(&id);
         });
+    }
+
+    /// On a cluster: takes job `id`'s lease for this replica and keeps it while the run lasts
+    /// (`Ok(None)` on a single server; `Err` when another replica holds it, or Redis is down).
+    async fn lease(
+        &self,
+        id: &str,
+        lost: &Arc<AtomicBool>,
+    ) -> Result<Option<job_lease::LeaseKeeper>, Option<AppError>> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(None);
+        };
+        let (redis, owned, ttl) = (cluster.redis.clone(), id.to_string(), cluster.lease);
+        let taken = tokio::task::spawn_blocking(move || {
+            let node = redis.node_id().to_string();
+            job_lease::acquire(&redis, &owned, &node, ttl)
+        })
+        .await
+        .map_err(|e| Some(AppError::internal(format!("job lease task failed: {e}"))))?;
+        match taken {
+            Ok(true) => Ok(Some(job_lease::LeaseKeeper::start(
+                cluster.redis.clone(),
+                id.to_string(),
+                cluster.redis.node_id().to_string(),
+                cluster.lease,
+                lost.clone(),
+            ))),
+            Ok(false) => Err(None),
+            Err(e) => Err(Some(AppError::unavailable(format!(
+                "taking the job's lease: {e}"
+            )))),
+        }
     }
 
     /// Runs one job to its end.
@@ -192,8 +311,22 @@ impl Jobs {
         let Some(job) = blocking(move || store.get(&owned)).await? else {
             return Ok(());
         };
+        if job.status.is_final() {
+            return Ok(());
+        }
+        // Set when this run must stop without deciding the job (its lease went to another
+        // replica, the job ended elsewhere).
+        let stop = Arc::new(AtomicBool::new(false));
+        let _lease = match self.lease(id, &stop).await {
+            Ok(lease) => lease,
+            Err(None) => {
+                tracing::debug!(job = %id, "job runs on another replica");
+                return Ok(());
+            }
+            Err(Some(e)) => return Err(e),
+        };
         let (store, owned) = (self.store.clone(), id.to_string());
-        if job.status.is_final() || !blocking(move || store.start(&owned, now_ms())).await? {
+        if !blocking(move || store.start(&owned, now_ms())).await? {
             return Ok(());
         }
         tracing::info!(job = %id, tiles_done = job.tiles_done, "job running");
@@ -203,21 +336,34 @@ impl Jobs {
         let input = (job.spec.image == ImageRef::Upload).then(|| dir.join("input"));
         let outcome = match self.planner.plan(job.spec.clone(), input, deadline).await {
             Ok(work) => {
-                let progress = Arc::new(JobProgress::new(
+                let local = Arc::new(JobProgress::new(
                     id.to_string(),
                     self.store.clone(),
                     cancel.clone(),
                     self.limiter.clone(),
                     deadline,
                 ));
+                let progress: Arc<dyn TileProgress> = match &self.cluster {
+                    Some(cluster) => Arc::new(cluster_progress::ClusterProgress::new(
+                        local.clone(),
+                        id.to_string(),
+                        self.store.clone(),
+                        cluster.redis.clone(),
+                        cancel.clone(),
+                        stop.clone(),
+                        deadline,
+                        cluster.tile_fanout,
+                    )),
+                    None => local.clone(),
+                };
                 let span = tracing::info_span!("job", job = %id);
                 tokio::task::spawn_blocking(move || {
                     let _span = span.enter();
-                    if !progress.take_slot() {
+                    if !local.take_slot() {
                         return Err(deadline.exceeded());
                     }
-                    let result = work.run(progress.clone());
-                    progress.release_slot();
+                    let result = work.run(progress);
+                    local.release_slot();
                     result
                 })
                 .await
@@ -227,6 +373,10 @@ impl Jobs {
         };
         if cancel.load(Ordering::SeqCst) {
             tracing::info!(job = %id, "job dismissed while running");
+            return Ok(());
+        }
+        if stop.load(Ordering::SeqCst) && !deadline.passed() {
+            tracing::info!(job = %id, "this replica stopped running the job (lease lost, or the job ended elsewhere)");
             return Ok(());
         }
         let (store, owned) = (self.store.clone(), id.to_string());
@@ -246,12 +396,12 @@ impl Jobs {
                         let message = format!("writing the result to {}: {e}", dir.display());
                         store
                             .fail(&owned, &message, now_ms())
-                            .map_err(|e| AppError::internal(e.to_string()))?;
+                            .map_err(store_error)?;
                         return Err(AppError::internal(message));
                     }
                     let kept = store
                         .succeed(&owned, &result, now_ms())
-                        .map_err(|e| AppError::internal(e.to_string()))?;
+                        .map_err(store_error)?;
                     if kept {
                         let _ = std::fs::remove_file(dir.join("input"));
                     } else {
@@ -348,6 +498,60 @@ impl Jobs {
             self.spawn(job.id);
         }
         Ok(count)
+    }
+
+    /// On a cluster: every lease period, runs here the unfinished jobs whose lease is gone
+    /// (their replica died, or none started them within a lease period), from their finished
+    /// tiles. The first look is at once: on a cluster it replaces [`Self::recover`].
+    pub fn spawn_takeover(self: &Arc<Self>) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let every = cluster.lease.max(Duration::from_millis(500));
+        let jobs = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tick.tick().await;
+                if let Err(e) = jobs.take_over_orphans().await {
+                    tracing::debug!("looking for jobs to take over: {}", e.detail);
+                }
+            }
+        });
+    }
+
+    /// One look for jobs without a lease (see [`Self::spawn_takeover`]); how many it started.
+    pub async fn take_over_orphans(self: &Arc<Self>) -> Result<usize, AppError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(0);
+        };
+        let (store, redis) = (self.store.clone(), cluster.redis.clone());
+        let lease_ms = cluster.lease.as_millis() as i64;
+        let local: HashSet<String> = self.local.lock().clone();
+        let orphans = blocking(move || {
+            let now = now_ms();
+            let mut orphans = Vec::new();
+            for job in store.unfinished()? {
+                // A job just accepted is left to the replica it was submitted to for a while.
+                let fresh = job.status == JobStatus::Accepted && now - job.created < lease_ms;
+                if local.contains(&job.id) || fresh {
+                    continue;
+                }
+                let held = job_lease::held(&redis, &job.id)
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                if !held {
+                    orphans.push(job);
+                }
+            }
+            Ok(orphans)
+        })
+        .await?;
+        for job in &orphans {
+            tracing::info!(job = %job.id, status = job.status.as_str(), tiles_done = job.tiles_done, "taking over job (no replica holds its lease)");
+            self.spawn(job.id.clone());
+        }
+        Ok(orphans.len())
     }
 
     /// Deletes the jobs (and their files) that finished more than `keep_results_hours` before

@@ -44,14 +44,14 @@ const COLUMNS: &str = "id, spec, status, message, created, started, finished, up
                        tiles_total, tiles_done, result_type, result_name, result_masks";
 
 fn err(context: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |e| StoreError(format!("{context}: {e}"))
+    move |e| StoreError::Failed(format!("{context}: {e}"))
 }
 
 impl SqliteStore {
     /// Opens (creating when absent) the database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(path)
-            .map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
+            .map_err(|e| StoreError::Failed(format!("opening {}: {e}", path.display())))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err("setting WAL mode"))?;
         // WAL + NORMAL: a committed change survives the process being killed.
@@ -120,7 +120,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
 impl JobStore for SqliteStore {
     fn insert(&self, job: &JobRecord) -> Result<(), StoreError> {
         let spec = serde_json::to_string(&job.spec)
-            .map_err(|e| StoreError(format!("encoding the job's inputs: {e}")))?;
+            .map_err(|e| StoreError::Failed(format!("encoding the job's inputs: {e}")))?;
         self.conn
             .lock()
             .execute(

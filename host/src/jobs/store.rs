@@ -1,13 +1,20 @@
-//! The job store: one trait, so that the embedded SQLite store ([`super::sqlite`]) can be
-//! replaced by a shared one (Redis, Postgres) later. Every method blocks: call it from a
-//! blocking thread (`spawn_blocking`), never from the async executor.
+//! The job store: one trait, with the embedded SQLite store ([`super::sqlite`]) of a single
+//! server and the shared Redis store ([`super::redis_store`]) of a cluster behind it. Every
+//! method blocks: call it from a blocking thread (`spawn_blocking`), never from the async
+//! executor.
 
 use super::record::{JobRecord, JobResult};
 
 /// A failure of the store, with its context.
 #[derive(Debug, thiserror::Error)]
-#[error("job store: {0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// The call failed (a bad row, an error reply).
+    #[error("job store: {0}")]
+    Failed(String),
+    /// The store cannot be reached now (the cluster's Redis is down); worth retrying later.
+    #[error("the shared job store (Redis) is unavailable: {0}")]
+    Unavailable(String),
+}
 
 /// Persists jobs and their finished tiles.
 pub trait JobStore: Send + Sync {

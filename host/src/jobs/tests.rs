@@ -350,3 +350,218 @@ async fn an_interactive_request_goes_before_the_next_tile() {
     let (done, _) = wait_for(&s.jobs, &job.id, |j| j.status.is_final()).await;
     assert_eq!(done.status, JobStatus::Successful);
 }
+
+// --- On a cluster: the Redis store, tiles fanned out to every replica's worker, takeover. ---
+
+mod cluster {
+    use super::*;
+    use crate::cluster::test_redis::TestRedis;
+    use crate::cluster::{job_lease, Redis};
+    use crate::config::ClusterConfig;
+    use crate::jobs::redis_store::RedisStore;
+    use crate::jobs::tile_worker::{self, WorkerHandle};
+
+    /// A replica's jobs on `server`, with its tile worker.
+    fn replica(
+        server: &TestRedis,
+        node: &str,
+        planner: &FakePlanner,
+        dir: &Path,
+    ) -> (Arc<Jobs>, WorkerHandle) {
+        let cluster = ClusterConfig {
+            redis_url: Some(server.url()),
+            node_id: Some(node.into()),
+            redis_timeout_ms: 1000,
+            redis_retry_secs: 1,
+            tile_fanout: true,
+            tile_claim_idle_ms: 500,
+            ..ClusterConfig::default()
+        };
+        let redis: Arc<Redis> = Arc::new(server.handle(node, 1000));
+        let config = JobsConfig {
+            max_running: 1,
+            max_accepted: 10,
+            job_timeout_secs: 60,
+            keep_results_hours: 1,
+        };
+        let jobs = Jobs::open_shared(
+            redis.clone(),
+            &cluster,
+            dir,
+            Arc::new(planner.clone()),
+            Arc::new(InferenceLimiter::new(2, 8)),
+            config,
+        )
+        .unwrap();
+        let worker = tile_worker::spawn(
+            jobs.clone(),
+            redis,
+            &cluster,
+            tokio::runtime::Handle::current(),
+        )
+        .unwrap();
+        (jobs, worker)
+    }
+
+    fn temp() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("samgeo-cluster-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replicas_compute_a_jobs_tiles_and_the_coordinator_merges_them() {
+        let Some(server) = TestRedis::start("two_replicas_compute_a_jobs_tiles") else {
+            return;
+        };
+        let dir = temp();
+        let (pa, pb) = (planner(8, 30), planner(8, 30));
+        let (a, worker_a) = replica(&server, "a", &pa, &dir);
+        let (b, worker_b) = replica(&server, "b", &pb, &dir);
+        let job = a.submit(spec(), None).await.unwrap();
+        assert_eq!(b.get(&job.id).await.unwrap().status, job.status);
+        let (done, _) = wait_for(&b, &job.id, |j| j.status.is_final()).await;
+        assert_eq!(done.status, JobStatus::Successful, "{done:?}");
+        let (_, bytes) = b.result(&job.id).await.unwrap().unwrap();
+        assert_eq!(bytes, b"1@0,2@10,3@20,4@30,5@40,6@50,7@60,8@70");
+        let (by_a, by_b) = (pa.computed.lock().clone(), pb.computed.lock().clone());
+        let mut all: Vec<usize> = by_a.iter().chain(&by_b).copied().collect();
+        all.sort();
+        assert_eq!(
+            all,
+            (0..8).collect::<Vec<_>>(),
+            "each tile once: {by_a:?} {by_b:?}"
+        );
+        assert!(!by_a.is_empty() && !by_b.is_empty(), "{by_a:?} {by_b:?}");
+        worker_a.stop();
+        worker_b.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A tile that fails on a worker fails the job with its message; the coordinator stops.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tile_failing_on_a_worker_fails_the_job() {
+        let Some(server) = TestRedis::start("a_tile_failing_on_a_worker_fails_the_job") else {
+            return;
+        };
+        let dir = temp();
+        let mut p = planner(6, 5);
+        p.fail_at = Some(3);
+        let (a, worker) = replica(&server, "a", &p, &dir);
+        let job = a.submit(spec(), None).await.unwrap();
+        let (done, _) = wait_for(&a, &job.id, |j| j.status.is_final()).await;
+        assert_eq!(done.status, JobStatus::Failed, "{done:?}");
+        assert_eq!(done.message.as_deref(), Some("tile 3 is broken"));
+        // The coordinator lets go of it (its run ends) and the job stays failed.
+        let start = Instant::now();
+        while a.cancels.lock().contains_key(&job.id) {
+            assert!(start.elapsed() < Duration::from_secs(30));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let after = a.get(&job.id).await.unwrap();
+        assert_eq!(after.message.as_deref(), Some("tile 3 is broken"));
+        worker.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A tile whose every worker died (delivered four times) fails its job instead of being
+    /// taken over again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tile_that_stops_every_worker_fails_the_job() {
+        use crate::cluster::tile_queue;
+        let Some(server) = TestRedis::start("a_tile_that_stops_every_worker_fails_the_job") else {
+            return;
+        };
+        let ghosts = server.handle("ghost", 1000);
+        let store = RedisStore::new(Arc::new(server.handle("ghost", 1000)));
+        let job = JobRecord::accepted("cursed".into(), spec(), 1);
+        store.insert(&job).unwrap();
+        store.start(&job.id, 2).unwrap();
+        tile_queue::ensure_group(&ghosts).unwrap();
+        tile_queue::enqueue(&ghosts, &job.id, &[0]).unwrap();
+        // Three workers took it and died.
+        let entry = tile_queue::read_new(&ghosts, "ghost-1", 100)
+            .unwrap()
+            .unwrap();
+        for ghost in ["ghost-2", "ghost-3"] {
+            assert_eq!(
+                tile_queue::claim_idle(&ghosts, ghost, 0).unwrap(),
+                Some(entry.clone())
+            );
+        }
+        let dir = temp();
+        let p = planner(1, 1);
+        let (b, worker) = replica(&server, "b", &p, &dir);
+        let (done, _) = wait_for(&b, &job.id, |j| j.status.is_final()).await;
+        assert_eq!(done.status, JobStatus::Failed);
+        assert!(
+            done.message.as_deref().unwrap().contains("started 4 times"),
+            "{done:?}"
+        );
+        assert!(p.computed.lock().is_empty(), "not computed again");
+        worker.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_without_a_lease_is_taken_over_from_its_finished_tiles() {
+        let Some(server) = TestRedis::start("a_job_without_a_lease_is_taken_over") else {
+            return;
+        };
+        // Left running by a replica that died (its lease expired), two of four tiles done.
+        let dead = RedisStore::new(Arc::new(server.handle("dead", 1000)));
+        let left = JobRecord::accepted("left-running".into(), spec(), 1);
+        dead.insert(&left).unwrap();
+        dead.start(&left.id, 2).unwrap();
+        dead.planned(&left.id, 4, 2).unwrap();
+        for i in [0, 1] {
+            let bytes = tile_masks::encode(&[tile_mask(i)]);
+            dead.put_tile(&left.id, i as u32, &bytes, 3).unwrap();
+        }
+        // Another job, whose replica is alive (it holds the lease).
+        let held = JobRecord::accepted("held".into(), spec(), 1);
+        dead.insert(&held).unwrap();
+        let alive = server.handle("alive", 1000);
+        assert!(job_lease::acquire(&alive, "held", "alive", Duration::from_secs(60)).unwrap());
+        let dir = temp();
+        let p = planner(4, 10);
+        let (b, worker) = replica(&server, "b", &p, &dir);
+        assert_eq!(b.take_over_orphans().await.unwrap(), 1);
+        let (done, _) = wait_for(&b, &left.id, |j| j.status.is_final()).await;
+        assert_eq!(done.status, JobStatus::Successful, "{done:?}");
+        assert_eq!(done.started, Some(2), "the first start is kept");
+        let mut computed = p.computed.lock().clone();
+        computed.sort();
+        assert_eq!(computed, [2, 3], "only the missing tiles");
+        let (_, bytes) = b.result(&left.id).await.unwrap().unwrap();
+        assert_eq!(bytes, b"1@0,2@10,3@20,4@30");
+        assert_eq!(b.get("held").await.unwrap().status, JobStatus::Accepted);
+        assert_eq!(b.take_over_orphans().await.unwrap(), 0);
+        worker.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_down_makes_the_job_endpoints_unavailable() {
+        let Some(mut server) = TestRedis::start("redis_down_makes_the_job_endpoints_unavailable")
+        else {
+            return;
+        };
+        let dir = temp();
+        let p = planner(1, 1);
+        let (a, worker) = replica(&server, "a", &p, &dir);
+        server.stop();
+        let e = a.get("x").await.unwrap_err();
+        assert_eq!(e.status, 503, "{}", e.detail);
+        assert!(e.detail.contains("Redis"), "{}", e.detail);
+        let e = a
+            .submit(spec(), Some(b"raster".to_vec()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.status, 503, "{}", e.detail);
+        let leftovers = std::fs::read_dir(dir.join("jobs")).unwrap().count();
+        assert_eq!(leftovers, 0, "no job files left behind");
+        worker.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -38,6 +38,8 @@ pub const CLUSTER_REDIS_ERRORS: &str = "samgeo_cluster_redis_errors_total";
 pub const CLUSTER_EMBEDDINGS_STORED: &str = "samgeo_cluster_embeddings_stored_total";
 /// Bytes of those embeddings as stored (fp16, zstd): over the count, bytes per embedding.
 pub const CLUSTER_EMBEDDING_BYTES_STORED: &str = "samgeo_cluster_embedding_stored_bytes_total";
+/// Tiles of fanned-out jobs this replica's tile worker computed and stored.
+pub const CLUSTER_TILES: &str = "samgeo_cluster_tiles_total";
 /// Always 1; the label carries the server's version.
 pub const BUILD_INFO: &str = "samgeo_build_info";
 
@@ -68,6 +70,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
     (
         CLUSTER_EMBEDDING_BYTES_STORED,
         "Bytes of the image embeddings this replica wrote to the cluster's Redis (fp16, zstd).",
+    ),
+    (
+        CLUSTER_TILES,
+        "Tiles of cluster-wide (fanned-out) jobs computed and stored by this replica's tile worker.",
     ),
     (
         HTTP_REQUESTS,

@@ -94,6 +94,7 @@ fn register_series() {
     ::metrics::counter!(CLUSTER_REDIS_ERRORS).increment(0);
     ::metrics::counter!(CLUSTER_EMBEDDINGS_STORED).increment(0);
     ::metrics::counter!(CLUSTER_EMBEDDING_BYTES_STORED).increment(0);
+    ::metrics::counter!(CLUSTER_TILES).increment(0);
     for (name, _) in GAUGES {
         if *name != BUILD_INFO {
             ::metrics::gauge!(*name).set(0.0);

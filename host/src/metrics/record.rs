@@ -54,6 +54,11 @@ pub fn cluster_redis_error() {
     ::metrics::counter!(CLUSTER_REDIS_ERRORS).increment(1);
 }
 
+/// This replica's tile worker computed and stored a tile of a fanned-out job.
+pub fn cluster_tile_computed() {
+    ::metrics::counter!(CLUSTER_TILES).increment(1);
+}
+
 /// A request refused for `reason`, one of [`REJECT_REASONS`].
 pub fn rejected(reason: &'static str) {
     ::metrics::counter!(REJECTED, "reason" => reason).increment(1);

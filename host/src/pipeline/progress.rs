@@ -9,7 +9,8 @@
 //!    run uses those masks and skips the tile's inference), otherwise the run computes it
 //!    and calls `tile_done(index, &masks)` with the tile's masks in full-raster coordinates,
 //!    before any merging (tiles skipped as nodata report an empty list);
-//! 3. `cancelled()` is checked between tiles; when it is true the run stops with an error.
+//! 3. `cancelled()` is checked between tiles and after the last one; when it is true the run
+//!    stops with an error (nothing is merged).
 
 use crate::masks::Mask;
 

@@ -206,6 +206,14 @@ impl Server {
         self.wait_ready();
     }
 
+    /// Kills the process with SIGKILL and leaves it dead (its directory stays until drop).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     fn wait_ready(&mut self) {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(60) {

@@ -151,6 +151,17 @@ pub fn run_tiles(
         }
     }
     log_progress(&counts, counts.total, started);
+    // Cancelled during the last tile: nothing is merged (a one-tile run of a cluster's worker
+    // stops here too, see `jobs::tile_worker`).
+    if progress.cancelled() {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "The tiled run was cancelled after its last tile ({} tiles)",
+                counts.total
+            ),
+        ));
+    }
     Ok((out, counts))
 }
 

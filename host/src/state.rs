@@ -51,7 +51,11 @@ fn open_images(config: &Config) -> ImageStore {
     let budget = config.caches.image_store_bytes;
     match config.cluster.shared_dir {
         Some(_) => {
-            let secs = config.server.request_timeout_secs.saturating_mul(2).max(600);
+            let secs = config
+                .server
+                .request_timeout_secs
+                .saturating_mul(2)
+                .max(600);
             ImageStore::open_shared(dir, budget, std::time::Duration::from_secs(secs))
         }
         None => ImageStore::open(dir, budget),

@@ -29,8 +29,8 @@ fn load(text: &str, tag: &str) -> Config {
     std::fs::create_dir_all(dir.join("models")).unwrap();
     let path = dir.join("samgeo.toml");
     std::fs::write(&path, text).unwrap();
-    let config = Config::load_file(&path, Vec::new())
-        .unwrap_or_else(|e| panic!("{tag}: {e:#}\n{text}"));
+    let config =
+        Config::load_file(&path, Vec::new()).unwrap_or_else(|e| panic!("{tag}: {e:#}\n{text}"));
     let _ = std::fs::remove_dir_all(&dir);
     config
 }
@@ -39,7 +39,10 @@ fn load(text: &str, tag: &str) -> Config {
 fn configmap_toml() -> String {
     let yaml = read("deploy/k8s/samgeo.yaml");
     let mut lines = yaml.lines().skip_while(|l| l.trim() != "samgeo.toml: |");
-    assert!(lines.next().is_some(), "no samgeo.toml block in the ConfigMap");
+    assert!(
+        lines.next().is_some(),
+        "no samgeo.toml block in the ConfigMap"
+    );
     let block: Vec<&str> = lines
         .take_while(|l| l.is_empty() || l.starts_with("    "))
         .map(|l| l.get(4..).unwrap_or(""))

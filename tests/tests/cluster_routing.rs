@@ -169,7 +169,11 @@ fn an_image_stored_on_one_replica_is_usable_on_another_and_deleted_everywhere() 
     timeline.mark("stored on A, described, segmented and previewed on B");
 
     // Deleted on B: gone on A too, although A indexed it.
-    expect(http.delete(b.url(&format!("/images/{id}"))), 204, "DELETE on B");
+    expect(
+        http.delete(b.url(&format!("/images/{id}"))),
+        204,
+        "DELETE on B",
+    );
     expect(http.get(a.url(&format!("/images/{id}"))), 404, "GET on A");
     expect(
         http.post(a.url("/segment/predict"))
@@ -347,7 +351,10 @@ fn nginx_routes_by_image_round_robins_uploads_and_replicas_answer_without_redis(
     let plain: BTreeSet<String> = (0..6)
         .map(|_| expect(http.get(nginx.url("/health")), 200, "health").0)
         .collect();
-    assert_eq!(plain, all_nodes, "requests without a key reach every replica");
+    assert_eq!(
+        plain, all_nodes,
+        "requests without a key reach every replica"
+    );
     timeline.mark("affinity by path, query and header; keys spread; no key round robin");
 
     // Redis stopped: every replica keeps answering, directly and through nginx, on an image

@@ -103,7 +103,8 @@ pub fn router(state: AppState) -> Router {
 
 /// The replica that answered (`cluster.node_id`, else host name and process id), on every
 /// response when a cluster is configured (`cluster.redis_url`): which replica a proxy chose.
-pub const NODE_HEADER: axum::http::HeaderName = axum::http::HeaderName::from_static("x-samgeo-node");
+pub const NODE_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-samgeo-node");
 
 /// The value of [`NODE_HEADER`] for this replica; `None` on a single node (or a node id that
 /// is not a valid header value).

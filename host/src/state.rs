@@ -43,6 +43,25 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// The image store under [`Config::shared_root`]. On a shared volume (`cluster.shared_dir`)
+/// other replicas write there too: an unfinished upload is only taken for a crash's leftover
+/// once it is older than twice the request time limit (at least 10 minutes).
+fn open_images(config: &Config) -> ImageStore {
+    let dir = config.shared_root().join("images");
+    let budget = config.caches.image_store_bytes;
+    match config.cluster.shared_dir {
+        Some(_) => {
+            let secs = config
+                .server
+                .request_timeout_secs
+                .saturating_mul(2)
+                .max(600);
+            ImageStore::open_shared(dir, budget, std::time::Duration::from_secs(secs))
+        }
+        None => ImageStore::open(dir, budget),
+    }
+}
+
 impl AppState {
     /// Builds the state from a checked configuration (indexing the image store on disk).
     pub fn new(config: Config, runtime: OnnxRuntime, plugins: PluginHost) -> AppState {
@@ -58,10 +77,7 @@ impl AppState {
             models: ModelCache::new(config.caches.max_loaded_models),
             embeddings: EmbeddingCache::new(config.caches.embedding_cache_bytes)
                 .with_shared(shared_embeddings),
-            images: ImageStore::open(
-                config.shared_root().join("images"),
-                config.caches.image_store_bytes,
-            ),
+            images: open_images(&config),
             limiter: Arc::new(InferenceLimiter::new(
                 config.server.max_concurrent_inferences,
                 config.server.max_queued_requests,

@@ -32,6 +32,7 @@ use crate::state::AppState;
 /// The application router.
 pub fn router(state: AppState) -> Router {
     let config = state.config();
+    let node = node_header(&state);
     let mut app = Router::new()
         .route("/health", get(meta::health))
         .route("/models", get(meta::list_models).delete(meta::clear_models))
@@ -89,7 +90,27 @@ pub fn router(state: AppState) -> Router {
     if let Some(cors) = cors_layer(&config) {
         app = app.layer(cors);
     }
+    if let Some(node) = node {
+        app = app.layer(axum::middleware::map_response(
+            move |mut response: axum::response::Response| {
+                response.headers_mut().insert(NODE_HEADER, node.clone());
+                std::future::ready(response)
+            },
+        ));
+    }
     app.layer(axum::middleware::from_fn(observe::observe))
+}
+
+/// The replica that answered (`cluster.node_id`, else host name and process id), on every
+/// response when a cluster is configured (`cluster.redis_url`): which replica a proxy chose.
+pub const NODE_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-samgeo-node");
+
+/// The value of [`NODE_HEADER`] for this replica; `None` on a single node (or a node id that
+/// is not a valid header value).
+fn node_header(state: &AppState) -> Option<HeaderValue> {
+    let cluster = state.cluster.as_ref()?;
+    HeaderValue::from_str(cluster.node_id()).ok()
 }
 
 /// `GET /metrics` on the API's port, unless `metrics.port` moves it to [`metrics_router`].

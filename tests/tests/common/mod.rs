@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod nginx;
 pub mod range_server;
 pub mod rasters;
 

@@ -84,6 +84,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     )
     .context("loading plugins")?;
     let state = AppState::new(config.clone(), runtime, plugins);
+    state.set_config_loader(Box::new(load_config_fn(&cli)));
     start_jobs(&state, &config).await?;
     for (version, id) in &preloads {
         let state = state.clone();
@@ -98,10 +99,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     spawn_sighup_reload(state.clone());
     let _watch = if cli.reload {
-        Some(watch_config_and_plugins(
-            state.clone(),
-            load_config_fn(&cli),
-        )?)
+        Some(watch_config_and_plugins(state.clone())?)
     } else {
         None
     };
@@ -228,8 +226,8 @@ fn spawn_sighup_reload(state: AppState) {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading plugins");
-            let plugins = state.plugins.clone();
-            match tokio::task::spawn_blocking(move || plugins.reload()).await {
+            let state = state.clone();
+            match tokio::task::spawn_blocking(move || state.reload_plugins()).await {
                 Ok(Ok(report)) => tracing::info!(?report, "plugins reloaded"),
                 Ok(Err(e)) => tracing::error!("plugin reload failed, previous plugins stay: {e}"),
                 Err(e) => tracing::error!("plugin reload task failed: {e}"),
@@ -239,7 +237,7 @@ fn spawn_sighup_reload(state: AppState) {
 }
 
 /// How `--reload` re-reads the configuration: as at start-up, command-line overrides included.
-fn load_config_fn(cli: &Cli) -> impl Fn() -> Result<Config> + Send + 'static {
+fn load_config_fn(cli: &Cli) -> impl Fn() -> Result<Config> + Send + Sync + 'static {
     let cli = Cli {
         host: cli.host.clone(),
         port: cli.port,
@@ -257,10 +255,7 @@ fn load_config_fn(cli: &Cli) -> impl Fn() -> Result<Config> + Send + 'static {
 /// change it re-reads the configuration: `[plugins]` (components, filter chain, format map,
 /// options, limits) is applied with the plugins, atomically; every other change needs a
 /// restart, is named in the log and is not applied.
-fn watch_config_and_plugins(
-    state: AppState,
-    load: impl Fn() -> Result<Config> + Send + 'static,
-) -> Result<crate::plugins::watch::WatchGuard> {
+fn watch_config_and_plugins(state: AppState) -> Result<crate::plugins::watch::WatchGuard> {
     let current = state.config();
     let config_path = state_config_path(&state);
     let config_dir = config_path
@@ -275,7 +270,12 @@ fn watch_config_and_plugins(
             || (config_name.is_some() && p.file_name() == config_name.as_deref())
     };
     crate::plugins::watch::watch(&[config_dir, plugin_dir], relevant, move || {
-        apply_reload(&state, &load)
+        match state.reload_plugins() {
+            Ok(report) => tracing::info!(?report, "plugins reloaded"),
+            Err(e) => tracing::error!(
+                "plugin reload failed, previous plugins and configuration stay: {e}"
+            ),
+        }
     })
 }
 
@@ -287,50 +287,29 @@ fn state_config_path(state: &AppState) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("samgeo.toml"))
 }
 
-/// Re-reads the configuration and reloads the plugins with its `[plugins]` section. Blocking.
-fn apply_reload(state: &AppState, load: &dyn Fn() -> Result<Config>) {
-    let old = state.config();
-    let new = match load() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("configuration not reloaded, nothing changed: {e:#}");
-            return;
-        }
-    };
-    match state.plugins.reload_with(&new.plugins) {
-        Ok(report) => {
-            tracing::info!(?report, "plugins reloaded");
-            let mut applied = (*old).clone();
-            applied.plugins = new.plugins.clone();
-            for change in changes_needing_restart(&old, &new) {
-                tracing::warn!(
-                    change,
-                    "configuration change not applied: it needs a restart"
-                );
-            }
-            state.replace_config(applied);
-        }
-        Err(e) => {
-            tracing::error!("plugin reload failed, previous plugins and configuration stay: {e}")
-        }
-    }
-}
-
 /// The settings outside `[plugins]` that differ between `old` and `new`, named by their
 /// section (and model), which a running server does not pick up.
-fn changes_needing_restart(old: &Config, new: &Config) -> Vec<String> {
-    let mut out = Vec::new();
+pub(crate) fn changes_needing_restart(old: &Config, new: &Config) -> Vec<String> {
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
-    if differs(&old.server, &new.server) {
-        out.push("[server]".to_string());
-    }
-    if differs(&old.runtime, &new.runtime) {
-        out.push("[runtime]".to_string());
-    }
-    if differs(&old.caches, &new.caches) {
-        out.push("[caches]".to_string());
-    }
+    // Every section but `[plugins]` (applied live) and `[models]` (named per model below).
+    let sections: [(&str, &dyn std::fmt::Debug, &dyn std::fmt::Debug); 10] = [
+        ("[server]", &old.server, &new.server),
+        ("[runtime]", &old.runtime, &new.runtime),
+        ("[caches]", &old.caches, &new.caches),
+        ("[metrics]", &old.metrics, &new.metrics),
+        ("[api]", &old.api, &new.api),
+        ("[tiling]", &old.tiling, &new.tiling),
+        ("[inputs]", &old.inputs, &new.inputs),
+        ("[jobs]", &old.jobs, &new.jobs),
+        ("[web]", &old.web, &new.web),
+        ("[cluster]", &old.cluster, &new.cluster),
+    ];
+    let mut out: Vec<String> = sections
+        .iter()
+        .filter(|(_, a, b)| differs(*a, *b))
+        .map(|(name, _, _)| name.to_string())
+        .collect();
     let versions: std::collections::BTreeSet<&String> =
         old.models.keys().chain(new.models.keys()).collect();
     for v in versions {
@@ -348,6 +327,16 @@ fn changes_needing_restart(old: &Config, new: &Config) -> Vec<String> {
     out
 }
 
+/// Logs each change of `new` against the running configuration that a reload does not apply.
+pub(crate) fn log_changes_needing_restart(old: &Config, new: &Config) {
+    for change in changes_needing_restart(old, new) {
+        tracing::warn!(
+            change,
+            "configuration change not applied: it needs a restart"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,15 +348,17 @@ mod tests {
         new.plugins.filters.clear();
         assert!(changes_needing_restart(&old, &new).is_empty());
         new.server.port += 1;
+        new.jobs.max_running += 1;
+        new.web.enabled = !new.web.enabled;
         new.models.entry("sam".into()).or_default().insert(
             "vit_b".into(),
             toml::from_str("encoder = \"e.onnx\"\ndecoder = \"d.onnx\"").unwrap(),
         );
         let changes = changes_needing_restart(&old, &new);
-        assert_eq!(changes.len(), 2, "{changes:?}");
-        assert_eq!(changes[0], "[server]");
+        assert_eq!(changes.len(), 4, "{changes:?}");
+        assert_eq!(changes[..3], ["[server]", "[jobs]", "[web]"]);
         assert!(
-            changes[1].starts_with("[models.sam.\"vit_b\"]"),
+            changes[3].starts_with("[models.sam.\"vit_b\"]"),
             "{changes:?}"
         );
     }

@@ -34,7 +34,13 @@ pub struct Inner {
     pub cluster: Option<Arc<Redis>>,
     /// Bytes of request bodies being received or held now (`server.max_buffered_upload_bytes`).
     pub uploads: Arc<UploadBudget>,
+    /// Re-reads the configuration as at start-up (file, environment, command-line overrides),
+    /// for reloads; set once by the server.
+    config_loader: OnceLock<ConfigLoader>,
 }
+
+/// Reads the whole configuration again (see [`AppState::set_config_loader`]).
+pub type ConfigLoader = Box<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
@@ -83,6 +89,7 @@ impl AppState {
                 config.server.max_queued_requests,
             )),
             jobs: OnceLock::new(),
+            config_loader: OnceLock::new(),
             cluster,
             uploads: Arc::new(UploadBudget::new(config.server.max_buffered_upload_bytes)),
             config: RwLock::new(Arc::new(config)),
@@ -106,6 +113,39 @@ impl AppState {
     /// Sets the jobs once, at start-up.
     pub fn set_jobs(&self, jobs: Arc<Jobs>) {
         let _ = self.jobs.set(jobs);
+    }
+
+    /// Sets, once, how reloads re-read the configuration; without it a reload re-reads only
+    /// `[plugins]` through the plugin host.
+    pub fn set_config_loader(&self, loader: ConfigLoader) {
+        let _ = self.config_loader.set(loader);
+    }
+
+    /// Reloads the plugins, for POST /plugins/reload, SIGHUP and `--reload` alike: re-reads the
+    /// configuration, applies its `[plugins]` section with the components (atomically: on a
+    /// failure nothing changes), and logs every other changed section as needing a restart.
+    /// Blocking.
+    pub fn reload_plugins(
+        &self,
+    ) -> Result<crate::plugins::ReloadReport, crate::plugins::ReloadFailure> {
+        let Some(load) = self.config_loader.get() else {
+            let report = self.plugins.reload()?;
+            let mut config = (*self.config()).clone();
+            config.plugins = self.plugins.config();
+            self.replace_config(config);
+            return Ok(report);
+        };
+        let new = load().map_err(|e| crate::plugins::ReloadFailure {
+            reason: format!("configuration: {e:#}"),
+            report: Box::default(),
+        })?;
+        let report = self.plugins.reload_with(&new.plugins)?;
+        let old = self.config();
+        crate::server::log_changes_needing_restart(&old, &new);
+        let mut applied = (*old).clone();
+        applied.plugins = new.plugins;
+        self.replace_config(applied);
+        Ok(report)
     }
 
     /// Replaces the model and plugin settings after a config reload.

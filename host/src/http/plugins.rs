@@ -16,22 +16,17 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
 }
 
 /// `POST /plugins/reload`: re-reads `[plugins]` from the configuration file and re-scans the
-/// plugin directory. Applied whole or not at all: 200 with what was added, changed, removed and
+/// plugin directory (other changed sections are logged as needing a restart). Applied whole or not at all: 200 with what was added, changed, removed and
 /// kept; 400 with `detail` (what failed and why) and the same report when anything failed, in
 /// which case the previous plugins and settings stay.
 #[utoipa::path(post, path = "/plugins/reload", responses((status = 200, description = "Reloaded", body = Object), (status = 400, description = "Something failed to load; nothing changed, the previous set stays")))]
 pub async fn reload(State(state): State<AppState>) -> Result<Response, AppError> {
-    let plugins = state.plugins.clone();
-    let result = tokio::task::spawn_blocking(move || plugins.reload())
+    let reloading = state.clone();
+    let result = tokio::task::spawn_blocking(move || reloading.reload_plugins())
         .await
         .map_err(|e| AppError::internal(format!("plugin reload task failed: {e}")))?;
     Ok(match result {
-        Ok(report) => {
-            let mut config = (*state.config()).clone();
-            config.plugins = state.plugins.config();
-            state.replace_config(config);
-            Json(json!({ "status": "reloaded", "report": report })).into_response()
-        }
+        Ok(report) => Json(json!({ "status": "reloaded", "report": report })).into_response(),
         Err(failure) => (
             StatusCode::BAD_REQUEST,
             Json(json!({

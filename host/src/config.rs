@@ -158,13 +158,27 @@ impl Default for TilingConfig {
     }
 }
 
-/// `[inputs]`: rasters read in place through the `source` field.
-#[derive(Debug, Clone, Deserialize, Default)]
+/// `[inputs]`: rasters read in place through the `source` field, and rasters stored once
+/// through `POST /images`.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InputsConfig {
     /// Prefixes a `source` must start with (local directories, `/vsicurl/https://host/`,
     /// `/vsis3/bucket/`); empty disables `source`.
     pub allowed_sources: Vec<String>,
+    /// Largest body `POST /images` accepts, in bytes. Streamed to disk (never held in memory,
+    /// so outside `server.max_buffered_upload_bytes`); other routes keep
+    /// `server.max_upload_bytes`.
+    pub max_image_bytes: u64,
+}
+
+impl Default for InputsConfig {
+    fn default() -> Self {
+        InputsConfig {
+            allowed_sources: Vec::new(),
+            max_image_bytes: 8 * 1024 * 1024 * 1024,
+        }
+    }
 }
 
 /// `[jobs]`: long work run in the background (OGC API – Processes).
@@ -527,6 +541,9 @@ impl Config {
         }
         if self.server.request_timeout_secs == 0 {
             bail!("server.request_timeout_secs must be at least 1");
+        }
+        if self.inputs.max_image_bytes == 0 {
+            bail!("inputs.max_image_bytes must be above 0");
         }
         if self.server.max_tiled_pixels < self.server.max_pixels {
             bail!(

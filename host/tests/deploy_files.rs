@@ -107,6 +107,14 @@ fn nginx_limits_match_the_server() {
             server.max_upload_bytes,
             "client_max_body_size = server.max_upload_bytes"
         );
+        let images = &conf[conf
+            .find("location = /images")
+            .expect("a location for /images")..];
+        assert_eq!(
+            size_bytes(&nginx_value(images, "client_max_body_size")),
+            Config::default().inputs.max_image_bytes,
+            "client_max_body_size in location = /images = inputs.max_image_bytes"
+        );
         // nginx waits a little longer than the replica, which answers 504 itself at its limit.
         for timeout in ["proxy_read_timeout", "proxy_send_timeout"] {
             let secs = seconds(&nginx_value(&conf, timeout));

@@ -427,6 +427,102 @@ fn a_stored_image_runs_as_a_job_with_the_synchronous_result() {
     let (status, message) = detail(refused);
     assert_eq!(status, 404, "{message}");
     assert!(message.contains(&unknown), "{message}");
+    // A source on a server that allows none: 400 at submission.
+    let refused = submit(&[
+        ("source", "/etc/passwd"),
+        ("model_version", "sam"),
+        ("point_coords", "[[200, 150]]"),
+    ]);
+    let (status, message) = detail(refused);
+    assert_eq!(status, 400, "{message}");
+    assert!(message.contains("allowed_sources"), "{message}");
+    // The same through OGC API – Processes.
+    let execute = |inputs: serde_json::Value| {
+        server
+            .client
+            .post(server.url("/processes/segment-predict/execution"))
+            .header("Prefer", "respond-async")
+            .json(&serde_json::json!({ "inputs": inputs }))
+            .send()
+            .unwrap()
+    };
+    let (status, message) = detail(execute(serde_json::json!({
+        "image_id": unknown, "model_version": "sam", "point_coords": [[200, 150]]
+    })));
+    assert_eq!(status, 404, "{message}");
+    assert!(message.contains(&unknown), "{message}");
+    let (status, message) = detail(execute(serde_json::json!({
+        "source": "/etc/passwd", "model_version": "sam", "point_coords": [[200, 150]]
+    })));
+    assert_eq!(status, 400, "{message}");
+    let accepted = execute(serde_json::json!({
+        "image_id": id, "model_version": "sam", "point_coords": [[200, 150]]
+    }));
+    assert_eq!(accepted.status().as_u16(), 201);
     let (_, jobs) = json(server.get("/jobs"));
-    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "{jobs}");
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 2, "{jobs}");
+}
+
+/// `POST /images` streams to disk: its limit is `[inputs] max_image_bytes`, not
+/// `server.max_upload_bytes`, and it is not counted in `max_buffered_upload_bytes`; so a raster
+/// too large to send with every request is stored once and used by id.
+#[test]
+fn images_larger_than_a_request_upload_are_stored_once() {
+    const MIB: i64 = 1024 * 1024;
+    let server = Server::start_with(
+        |c| {
+            let server = c["server"].as_table_mut().unwrap();
+            server.insert("max_upload_bytes".into(), (2 * MIB).into());
+            server.insert("max_buffered_upload_bytes".into(), (2 * MIB).into());
+            let mut inputs = toml::Table::new();
+            inputs.insert("max_image_bytes".into(), (4 * MIB).into());
+            c.insert("inputs".into(), inputs.into());
+        },
+        &[],
+    );
+    let scene = Scene::three_objects_1024();
+    let tiff = scene.geotiff();
+    assert!(tiff.len() as i64 > 2 * MIB && (tiff.len() as i64) < 4 * MIB);
+    let r = &scene.rects[0];
+    let point = format!("[[{}, {}]]", (r.x0 + r.x1) / 2, (r.y0 + r.y1) / 2);
+
+    // Sent with the request: over server.max_upload_bytes.
+    let (status, message) = detail(server.post_form(
+        "/segment/predict",
+        Some(("big.tif", tiff.clone())),
+        &[("model_version", "sam"), ("point_coords", point.as_str())],
+    ));
+    assert_eq!(status, 413, "{message}");
+    assert!(message.contains("server.max_upload_bytes"), "{message}");
+
+    // Stored once, then used by id.
+    let (status, image) = upload(&server, tiff);
+    assert_eq!(status, 201, "{image}");
+    let id = image["image_id"].as_str().unwrap();
+    let (status, fc) = json(server.post_form(
+        "/segment/predict",
+        None,
+        &[
+            ("image_id", id),
+            ("model_version", "sam"),
+            ("point_coords", point.as_str()),
+        ],
+    ));
+    assert_eq!(status, 200, "{fc}");
+    assert!(!fc["features"].as_array().unwrap().is_empty(), "{fc}");
+
+    // Over inputs.max_image_bytes: 413 naming it, nothing stored.
+    let (status, message) = detail(
+        server
+            .client
+            .post(server.url("/images"))
+            .multipart(common::Form::new().part(
+                "file",
+                common::Part::bytes(vec![0u8; 5 * MIB as usize]).file_name("huge.tif"),
+            ))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 413, "{message}");
+    assert!(message.contains("inputs.max_image_bytes"), "{message}");
 }

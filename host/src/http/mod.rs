@@ -38,7 +38,12 @@ pub fn router(state: AppState) -> Router {
         .route("/models", get(meta::list_models).delete(meta::clear_models))
         .route("/plugins", get(plugins::list))
         .route("/plugins/reload", post(plugins::reload))
-        .route("/images", post(images::upload))
+        .route(
+            "/images",
+            post(images::upload).layer(DefaultBodyLimit::max(
+                usize::try_from(config.inputs.max_image_bytes).unwrap_or(usize::MAX),
+            )),
+        )
         .route(
             "/images/{image_id}",
             get(images::get).delete(images::delete),

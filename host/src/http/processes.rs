@@ -403,10 +403,16 @@ async fn execute_checked(
             deadline,
         )
         .await?;
-        let (image, upload) = match execution.image {
-            ImageChoice::Inline(bytes) => (ImageRef::Upload, Some(bytes)),
-            ImageChoice::Stored(id) => (ImageRef::Stored(id), None),
-            ImageChoice::Source(path) => (ImageRef::Source(path), None),
+        let image = match execution.image {
+            ImageChoice::Inline(bytes) => ImageInput::Upload(bytes),
+            ImageChoice::Stored(id) => ImageInput::Stored(id),
+            ImageChoice::Source(path) => ImageInput::Source(path),
+        };
+        // The raster must be reachable now: a 404/400 here, not a job that fails later.
+        let (image, upload) = match super::segment::check_job_image(&state, image).await? {
+            ImageInput::Upload(bytes) => (ImageRef::Upload, Some(bytes)),
+            ImageInput::Stored(id) => (ImageRef::Stored(id), None),
+            ImageInput::Source(path) => (ImageRef::Source(path), None),
         };
         let spec = JobSpec {
             process,

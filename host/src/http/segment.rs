@@ -246,6 +246,19 @@ pub async fn run_now(
         .map(formatted)
 }
 
+/// [`crate::pipeline::check_job_image`] on the blocking pool; gives the input back.
+pub(crate) async fn check_job_image(
+    state: &AppState,
+    image: ImageInput,
+) -> Result<ImageInput, AppError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::pipeline::check_job_image(&state, &image).map(|()| image)
+    })
+    .await
+    .map_err(|e| AppError::internal(format!("image check failed: {e}")))?
+}
+
 /// One `/segment/*` request: checked, then run now, or accepted as a job with
 /// `Prefer: respond-async`.
 async fn segment(
@@ -270,18 +283,8 @@ async fn segment(
             deadline,
         )
         .await?;
-        // A stored image must exist now: a 404 here, not a job that fails later.
-        if let ImageInput::Stored(id) = &image {
-            let (lookup, owned) = (state.clone(), id.clone());
-            let known = tokio::task::spawn_blocking(move || {
-                crate::images::is_image_id(&owned) && lookup.images.get(&owned).is_some()
-            })
-            .await
-            .unwrap_or(false);
-            if !known {
-                return Err(crate::pipeline::unknown_image(id));
-            }
-        }
+        // The raster must be reachable now: a 404/400 here, not a job that fails later.
+        let image = check_job_image(&state, image).await?;
         let mut fields: Vec<(String, String)> =
             form.fields().map(|(k, v)| (k.clone(), v.clone())).collect();
         fields.sort();

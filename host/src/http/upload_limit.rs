@@ -82,7 +82,13 @@ pub struct UploadLimits {
 /// response is ready.
 pub async fn enforce(State(limits): State<UploadLimits>, request: Request, next: Next) -> Response {
     let config = limits.state.config();
-    let max_upload = config.server.max_upload_bytes;
+    // `POST /images` streams its body to disk: its own limit, and nothing held in memory.
+    let to_disk = is_streamed_to_disk(&request);
+    let (max_upload, limit_key) = if to_disk {
+        (config.inputs.max_image_bytes, "inputs.max_image_bytes")
+    } else {
+        (config.server.max_upload_bytes, "server.max_upload_bytes")
+    };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -94,7 +100,7 @@ pub async fn enforce(State(limits): State<UploadLimits>, request: Request, next:
             request,
             drain,
             AppError::too_large(format!(
-                "The request body is {length} bytes; this server accepts at most {max_upload} (server.max_upload_bytes)"
+                "The request body is {length} bytes; this server accepts at most {max_upload} ({limit_key})"
             )),
         )
         .await;
@@ -105,7 +111,7 @@ pub async fn enforce(State(limits): State<UploadLimits>, request: Request, next:
         None if request.headers().contains_key(header::TRANSFER_ENCODING) => max_upload,
         None => 0,
     };
-    if needed == 0 {
+    if needed == 0 || to_disk {
         return next.run(request).await;
     }
     let Some(reservation) = limits.budget.try_reserve(needed) else {
@@ -125,6 +131,12 @@ pub async fn enforce(State(limits): State<UploadLimits>, request: Request, next:
     let response = next.run(request).await;
     drop(reservation);
     response
+}
+
+/// Whether the request's body goes to disk as it arrives (`POST /images`) rather than into
+/// memory.
+fn is_streamed_to_disk(request: &Request) -> bool {
+    request.method() == axum::http::Method::POST && request.uri().path() == "/images"
 }
 
 /// The error response for a refused body, read and discarded first when `drain`, with

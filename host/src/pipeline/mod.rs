@@ -16,4 +16,4 @@ pub mod windows;
 
 pub use deadline::Deadline;
 pub use request::{ImageInput, PipelineOutput, SegmentRequest, Stages};
-pub use steps::unknown_image;
+pub use steps::{check_job_image, unknown_image};

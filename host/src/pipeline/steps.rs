@@ -146,6 +146,24 @@ fn open_input(
     }
 }
 
+/// Checks, before a job is accepted, that its raster can be found: a stored image exists (404
+/// otherwise) and a `source` lies under the allowed prefixes (400 otherwise), so that these are
+/// answered to the request rather than reported later by a failed job. Blocking (a store lookup,
+/// a path resolution).
+pub fn check_job_image(state: &AppState, image: &ImageInput) -> Result<(), AppError> {
+    match image {
+        ImageInput::Upload(_) => Ok(()),
+        ImageInput::Stored(id) => crate::images::is_image_id(id)
+            .then(|| state.images.get(id))
+            .flatten()
+            .map(|_| ())
+            .ok_or_else(|| unknown_image(id)),
+        ImageInput::Source(source) => {
+            crate::images::check_source(&state.config().inputs.allowed_sources, source).map(|_| ())
+        }
+    }
+}
+
 /// 404 for an `image_id` the store does not hold.
 pub fn unknown_image(id: &str) -> AppError {
     AppError::new(

@@ -549,3 +549,40 @@ fn a_tiled_job_shows_progress_and_resumes_from_its_tiles() {
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(geojson(&bytes), geojson(&r.bytes().unwrap()));
 }
+
+/// A job running past `[jobs] job_timeout_secs` fails with a message naming the limit, and
+/// the server goes on to the next job.
+#[test]
+fn a_job_past_its_time_limit_fails_naming_the_limit() {
+    let server = Server::start_with(
+        |c| {
+            let mut jobs = toml::Table::new();
+            jobs.insert("job_timeout_secs".into(), toml::Value::Integer(1));
+            c.insert("jobs".into(), jobs.into());
+        },
+        &[],
+    );
+    // Long enough to pass one second on any machine: a fine grid over many tiles.
+    let mut body = tiled_body();
+    body["inputs"]["points_per_side"] = json!(24);
+    let id = submit(&server, "segment-automatic", &body);
+    let started = Instant::now();
+    let (done, _) = wait_for(&server, &id, Duration::from_secs(120), finished);
+    let took = started.elapsed();
+    assert_eq!(done["status"], "failed", "{done}");
+    let message = done["message"].as_str().unwrap();
+    assert!(message.contains("jobs.job_timeout_secs"), "{message}");
+    eprintln!("a 1 s job limit: failed after {took:?}: {message}");
+    // The slot was given back: a short job after it succeeds.
+    let short = submit(
+        &server,
+        "segment-predict",
+        &json!({ "inputs": {
+            "image": inline(&scene().geotiff()),
+            "model_version": "sam",
+            "point_coords": [[100, 100]],
+        }}),
+    );
+    let (done, _) = wait_for(&server, &short, Duration::from_secs(120), finished);
+    assert_eq!(done["status"], "successful", "{done}\n{}", server.log());
+}

@@ -280,6 +280,70 @@ fn peak_rss(pid: u32) -> u64 {
 
 /// A `size`² sparse raster with one field of objects near its middle, segmented with the
 /// default tiling; returns (seconds, peak RSS in bytes, X-Samgeo-Tiles).
+/// A raster over `server.max_tiled_pixels` is refused with 413 naming the limit, tiled or not;
+/// one within it is segmented tile by tile.
+#[test]
+fn rasters_over_max_tiled_pixels_are_refused() {
+    let server = Server::start_with(
+        |c| {
+            let server = c["server"].as_table_mut().unwrap();
+            server.insert("max_pixels".into(), toml::Value::Integer(100_000));
+            server.insert("max_tiled_pixels".into(), toml::Value::Integer(200_000));
+        },
+        &[],
+    );
+    let over = sparse_geotiff(600, &[block(100, 100, 300, 300, RED)]);
+    for tiling in ["on", "auto", "off"] {
+        let (status, detail) = common::detail(server.post_form(
+            "/segment/automatic",
+            Some(("over.tif", over.clone())),
+            &[("tiling", tiling), ("points_per_side", "8")],
+        ));
+        assert_eq!(status, 413, "tiling={tiling}: {detail}");
+        let limit = if tiling == "off" { "100000" } else { "200000" };
+        assert!(detail.contains(limit), "tiling={tiling}: {detail}");
+    }
+    let within = sparse_geotiff(416, &[block(100, 100, 300, 300, RED)]);
+    let r = server.post_form(
+        "/segment/automatic",
+        Some(("within.tif", within)),
+        &[
+            ("tiling", "on"),
+            ("tile_size", "256"),
+            ("tile_overlap", "32"),
+            ("points_per_side", "8"),
+            ("output_format", "geotiff"),
+        ],
+    );
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "image/tiff");
+    let tiles = r.headers()["x-samgeo-tiles"].to_str().unwrap().to_string();
+    // A tiled run's GeoTIFF: the whole raster's size and georeferencing, the square labelled.
+    let path = common::temp_dir("tiled-geotiff").join("mask.tif");
+    std::fs::write(&path, r.bytes().unwrap()).unwrap();
+    let ds = gdal::Dataset::open(&path).unwrap();
+    assert_eq!(ds.raster_size(), (416, 416));
+    assert_eq!(ds.geo_transform().unwrap(), UTM_GT);
+    assert_eq!(ds.spatial_ref().unwrap().auth_code().unwrap(), 32618);
+    let labels = ds
+        .rasterband(1)
+        .unwrap()
+        .read_as::<u8>((0, 0), (416, 416), (416, 416), None)
+        .unwrap();
+    let labelled = |x: usize, y: usize| labels.data()[y * 416 + x] != 0;
+    assert!(labelled(200, 200), "the square's centre is labelled");
+    assert!(
+        !labelled(20, 20) && !labelled(400, 400),
+        "the background is not"
+    );
+    let total: usize = tiles
+        .strip_prefix("total=")
+        .and_then(|t| t.split(',').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{tiles}"));
+    assert!(total > 1, "tiled: {tiles}");
+}
+
 fn segment_sparse(size: usize, fields: &[(&str, &str)]) -> (f64, u64, String) {
     let server = Server::start_with(
         |c| {

@@ -46,7 +46,7 @@ impl Formatter for GeoJson {
             "simplify",
             ParamType::Number,
             Some("0"),
-            "Simplification tolerance in pixels (0: none)",
+            "Douglas-Peucker tolerance in output coordinate units (metres, degrees or pixels), applied after reprojection (0: none)",
         )
     }
 

@@ -11,7 +11,7 @@ const KEY_STORAGE = 'samgeo-api-key';
 const state = {
   image: null,        // {name, file, id?, width, height, georef, crs, bounds_wgs84}
   prompts: [],        // [{kind:'point', coord:[x,y], label:1|0}, {kind:'box', box:[x0,y0,x1,y1]}]
-  lastRequest: null,  // {path, fields} of the result shown, to download it in another format
+  lastRequest: null,  // {path, fields, model} or {job: true, model} of the result shown, to download it in another format
   lastGeojson: null,
   models: [],         // [{version, id}]
   defaults: {},
@@ -452,68 +452,109 @@ async function runAutomatic() {
   if (!state.image) { showError(new Error('open an image first')); return; }
   let model = selectedModel();
   if (model.version === 'sam3') model = firstModel(['sam2', 'sam']) || model;
-  if (await runAutomaticAsJob(model)) return;
-  await segment('segment/automatic', {}, model, 'Segmenting everything');
+  const asJob = await runAutomaticAsJob(model);
+  if (asJob === true) return;
+  // No job (the server has no jobs, or no stored image): one synchronous request. When the jobs
+  // path answered 503 (jobs not available, too many accepted), say so: the request may wait.
+  if (asJob instanceof ApiError) showInfo(`Jobs unavailable (${asJob.message}): segmenting in one request…`);
+  await segment('segment/automatic', {}, model, 'Segmenting everything', asJob instanceof ApiError ? asJob : null);
+}
+
+/** The inputs of a segment-everything job on the open (stored) image. */
+function automaticInputs(model, format) {
+  const inputs = { image_id: state.image.id, model_version: model.version, model_id: model.id, output_format: format };
+  if (georeferenced() && format === 'geojson') inputs.output_crs = 'EPSG:4326';
+  return inputs;
+}
+
+/** Runs a segment-everything job and answers its result (a Response in the job's format),
+ * showing the progress bar and the percent done while it runs. Answers null when the server
+ * does not run jobs (404/405); throws the ApiError of a 503 with `fallback` set, so that the
+ * caller can run a plain request instead. */
+async function automaticJob(inputs, label) {
+  const bar = $('progress');
+  let response;
+  try {
+    response = await call('processes/segment-automatic/execution', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Prefer: 'respond-async' },
+      body: JSON.stringify({ inputs }),
+    });
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 404 || e.status === 405)) return null;
+    if (e instanceof ApiError && e.status === 503) e.fallback = true;
+    throw e;
+  }
+  if (response.status !== 201 && !(response.headers.get('Content-Type') || '').includes('json')) {
+    return response; // answered synchronously in a binary format: this is the result
+  }
+  const body = await response.clone().json().catch(() => null);
+  const id = body && typeof body.jobID === 'string' ? body.jobID : null;
+  if (!id) return response; // answered synchronously (respond-async not applied): the result
+  bar.hidden = false;
+  bar.value = 0;
+  const jobUrl = `jobs/${encodeURIComponent(id)}`;
+  for (let wait = 200; ; wait = Math.min(wait * 1.5, 1000)) {
+    const status = await (await call(jobUrl)).json();
+    if (typeof status.progress === 'number') {
+      bar.value = status.progress / 100;
+      $('busy').textContent = `${label}… ${status.progress} %`;
+    }
+    if (status.status === 'successful') break;
+    if (status.status === 'failed' || status.status === 'dismissed') {
+      throw new ApiError(500, status.message || `job ${status.status}`);
+    }
+    await new Promise((r) => setTimeout(r, wait));
+  }
+  bar.value = 1;
+  return call(`${jobUrl}/results`);
 }
 
 /** Segment everything as an OGC API Processes job with a progress bar, when the server offers
- * jobs and the image is stored there. Returns false when it does not (the caller then runs a
- * plain request). */
+ * jobs and the image is stored there. Answers true when the job ran (or failed: the error is
+ * shown), false when the server does not run jobs, or the ApiError of a 503 from the jobs path;
+ * for those two the caller runs a plain request. */
 async function runAutomaticAsJob(model) {
   if (!state.image.id) return false;
-  const inputs = { image_id: state.image.id, model_version: model.version, model_id: model.id };
-  if (georeferenced()) inputs.output_crs = 'EPSG:4326';
-  let job;
-  const bar = $('progress');
+  const inputs = automaticInputs(model, 'geojson');
+  let unavailable = null;
   const ran = await busy('Segmenting everything', async () => {
-    let response;
     try {
-      response = await call('processes/segment-automatic/execution', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Prefer: 'respond-async' },
-        body: JSON.stringify({ inputs }),
-      });
+      const response = await automaticJob(inputs, 'Segmenting everything');
+      if (!response) return false;
+      const geojson = await response.json();
+      showResult(geojson.features ? geojson : (geojson.masks || geojson), { job: true, model });
+      return true;
     } catch (e) {
-      if (e instanceof ApiError && (e.status === 404 || e.status === 405)) return false;
+      if (e instanceof ApiError && e.fallback) { unavailable = e; return false; }
       throw e;
     }
-    job = await response.json();
-    const id = job.jobID;
-    if (!id) {
-      // Answered synchronously (the server did not apply respond-async): this is the result.
-      state.lastRequest = null;
-      showResult(job, null);
-      return true;
-    }
-    bar.hidden = false;
-    bar.value = 0;
-    for (;;) {
-      const status = await (await call(`jobs/${encodeURIComponent(id)}`)).json();
-      if (typeof status.progress === 'number') bar.value = status.progress / 100;
-      if (status.status === 'successful') break;
-      if (status.status === 'failed' || status.status === 'dismissed') {
-        throw new ApiError(500, status.message || `job ${status.status}`);
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    bar.value = 1;
-    const geojson = await (await call(`jobs/${encodeURIComponent(id)}/results`)).json();
-    state.lastRequest = null;
-    showResult(geojson.features ? geojson : (geojson.masks || geojson), null);
-    return true;
   });
-  setTimeout(() => { bar.hidden = true; }, 1500);
+  hideProgressSoon();
+  if (unavailable) return unavailable;
   return ran !== false;
 }
 
+function hideProgressSoon() {
+  setTimeout(() => { if (state.busy === 0) $('progress').hidden = true; }, 1500);
+}
+
 /** One segment request drawn as GeoJSON; remembered so it can be downloaded in another format. */
-async function segment(path, fields, model, label) {
+async function segment(path, fields, model, label, jobsError = null) {
   await busy(label, async () => {
     const form = new FormData();
     baseFields(form, model);
     for (const [k, v] of Object.entries(fields)) form.append(k, v);
     form.append('output_format', 'geojson');
-    const geojson = await (await call(path, { method: 'POST', body: form })).json();
+    let response;
+    try {
+      response = await call(path, { method: 'POST', body: form });
+    } catch (e) {
+      // The plain request after a 503 from the jobs path: show both answers.
+      if (jobsError && e instanceof ApiError) throw new ApiError(e.status, `${e.message} (jobs: ${jobsError.message})`);
+      throw e;
+    }
+    const geojson = await response.json();
     showResult(geojson, { path, fields, model });
   });
 }
@@ -569,21 +610,49 @@ async function download() {
   if (!state.lastGeojson) { showError(new Error('nothing to download yet')); return; }
   const format = $('format').value;
   const base = (state.image ? state.image.name : 'result').replace(/\.[^.]*$/, '');
-  if (format === 'geojson' || !state.lastRequest) {
-    save(new Blob([JSON.stringify(state.lastGeojson)], { type: 'application/geo+json' }), `${base}-masks.geojson`);
+  const ext = { geojson: 'geojson', geotiff: 'tif', png: 'png', json: 'json' }[format] || 'bin';
+  const name = `${base}-masks.${ext}`;
+  if (format === 'geojson') {
+    save(new Blob([JSON.stringify(state.lastGeojson)], { type: 'application/geo+json' }), name);
     return;
   }
+  if (!state.lastRequest) {
+    showError(new Error(`this result cannot be downloaded as ${format}: choose GeoJSON`));
+    return;
+  }
+  if (state.lastRequest.job) {
+    // Segment everything ran as a job: run it again in the chosen format (a job too, with its
+    // progress bar), since a job's result comes in the one format it was asked for. Without
+    // jobs now (404/405/503), one plain request as runAutomatic does.
+    const { model } = state.lastRequest;
+    const plain = await busy('Preparing the download', async () => {
+      try {
+        const response = await automaticJob(automaticInputs(model, format), 'Preparing the download');
+        if (!response) return true;
+        save(await response.blob(), name);
+        return false;
+      } catch (e) {
+        if (e instanceof ApiError && e.fallback) return true;
+        throw e;
+      }
+    });
+    hideProgressSoon();
+    if (plain) await downloadPlain({ path: 'segment/automatic', fields: {}, model }, format, name);
+    return;
+  }
+  await downloadPlain(state.lastRequest, format, name);
+}
+
+/** Runs a remembered segment request again in `format` and saves the answer. */
+async function downloadPlain({ path, fields, model }, format, name) {
   await busy('Preparing the download', async () => {
-    const { path, fields, model } = state.lastRequest;
     const form = new FormData();
     appendImage(form);
     if (model.version) form.append('model_version', model.version);
     if (model.id) form.append('model_id', model.id);
     for (const [k, v] of Object.entries(fields)) form.append(k, v);
     form.append('output_format', format);
-    const blob = await (await call(path, { method: 'POST', body: form })).blob();
-    const ext = { geotiff: 'tif', png: 'png', json: 'json' }[format] || 'bin';
-    save(blob, `${base}-masks.${ext}`);
+    save(await (await call(path, { method: 'POST', body: form })).blob(), name);
   });
 }
 

@@ -124,6 +124,10 @@ pub struct CacheConfig {
     /// Bytes of rasters kept by `POST /images` under `server.cache_dir` (least recently used
     /// goes first).
     pub image_store_bytes: u64,
+    /// Bytes of GDAL's raster block cache (`GDAL_CACHEMAX`). GDAL's own default is 5 % of the
+    /// machine's memory, which a tiled run over a large raster fills with blocks it reads once;
+    /// a window is read whole, so a small cache costs no re-reads.
+    pub gdal_cache_bytes: u64,
 }
 
 impl Default for CacheConfig {
@@ -132,6 +136,7 @@ impl Default for CacheConfig {
             max_loaded_models: 2,
             embedding_cache_bytes: 1024 * 1024 * 1024,
             image_store_bytes: 20 * 1024 * 1024 * 1024,
+            gdal_cache_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -28,9 +28,15 @@ pub fn load_config(cli: &Cli) -> Result<Config> {
     Ok(config)
 }
 
-/// Sends GDAL's messages to the log instead of stderr, and keeps GDAL from writing sidecar
-/// files or listing directories.
-fn route_gdal_messages() {
+/// Sends GDAL's messages to the log instead of stderr, keeps GDAL from writing sidecar files or
+/// listing directories, and bounds its block cache (`caches.gdal_cache_bytes`). Called before
+/// GDAL reads anything.
+fn route_gdal_messages(cache_bytes: u64) {
+    // At least 1 MiB (GDAL reads a value under 100 000 as MiB, larger ones as bytes).
+    let cache = cache_bytes.max(1 << 20).to_string();
+    if let Err(e) = gdal::config::set_config_option("GDAL_CACHEMAX", &cache) {
+        tracing::warn!("cannot set GDAL_CACHEMAX: {e}");
+    }
     for (key, value) in [
         ("GDAL_PAM_ENABLED", "NO"),
         ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"),
@@ -68,7 +74,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
         }
     }
-    route_gdal_messages();
+    route_gdal_messages(config.caches.gdal_cache_bytes);
     std::fs::create_dir_all(&config.server.cache_dir).with_context(|| {
         format!(
             "creating the cache directory {}",

@@ -415,3 +415,71 @@ fn measure_sparse_rasters() {
         );
     }
 }
+
+/// Time and peak RSS for a raster with data everywhere (`size`², a 256-px grid of squares on a
+/// green field): every tile is segmented and its masks kept until the merge, unlike the sparse
+/// rasters above. Run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_dense_raster() {
+    let size: usize = std::env::var("SAMGEO_DENSE_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8192);
+    let mut blocks = vec![block(0, 0, size, size, GREEN)];
+    for y in (0..size.saturating_sub(192)).step_by(256) {
+        for x in (0..size.saturating_sub(192)).step_by(256) {
+            let colour = if (x / 256 + y / 256) % 2 == 0 {
+                RED
+            } else {
+                BLUE
+            };
+            blocks.push(block(x + 64, y + 64, x + 192, y + 192, colour));
+        }
+    }
+    let tiff = sparse_geotiff(size, &blocks);
+    let server = Server::start_with(
+        |c| {
+            c["server"]
+                .as_table_mut()
+                .unwrap()
+                .insert("request_timeout_secs".into(), toml::Value::Integer(3600));
+        },
+        &[],
+    );
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let start = std::time::Instant::now();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let form = common::Form::new()
+        .part("file", common::Part::bytes(tiff).file_name("dense.tif"))
+        .text("points_per_side", "8")
+        .text("tiling", "on");
+    let r = client
+        .post(server.url("/segment/automatic"))
+        .multipart(form)
+        .send()
+        .unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    let status = r.status().as_u16();
+    let tiles = r
+        .headers()
+        .get("x-samgeo-tiles")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let text = r.text().unwrap();
+    assert_eq!(status, 200, "{text}");
+    let fc =
+        geojson::FeatureCollection::try_from(text.parse::<geojson::GeoJson>().unwrap()).unwrap();
+    let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "dense {size}²: {seconds:.1} s, peak RSS {} MiB, {} features, {} bytes of GeoJSON, tiles {tiles}, load {} → {}",
+        peak_rss(server.pid()) >> 20,
+        fc.features.len(),
+        text.len(),
+        load_before.trim(),
+        load_after.trim()
+    );
+}

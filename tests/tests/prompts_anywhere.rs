@@ -99,7 +99,11 @@ fn a_click_on_a_small_object_of_a_huge_raster_returns_it() {
             assert_eq!(polys.len(), 1, "{version}: {text}");
             let score = iou(&polys[0], &object);
             eprintln!("{version} {point}: IoU {score:.3} with the 40 px object");
-            assert!(score >= 0.5, "{version}: IoU {score} with the 40 px object");
+            // The bar is 0.7. The demo SAM decoder's mask is a 256² grid over the
+            // 1024-px window (4 px a cell, against SAM2's sharper one), which costs a 40 px
+            // object about a third of its IoU at the edges: 0.64 measured, 0.97 for SAM2.
+            let bar = if version == "sam" { 0.6 } else { 0.7 };
+            assert!(score >= bar, "{version}: IoU {score} with the 40 px object");
             let crs = fc
                 .foreign_members
                 .as_ref()
@@ -134,7 +138,7 @@ fn a_click_on_a_small_object_of_a_huge_raster_returns_it() {
         "sam3 box: {} features, best IoU {best:.3}",
         fc.features.len()
     );
-    assert!(best >= 0.5, "sam3: IoU {best}: {text}");
+    assert!(best >= 0.7, "sam3: IoU {best}: {text}");
     // With tiling off the raster is above max_pixels: 413 as before.
     let (status, message) = detail(server.post_form(
         "/segment/predict",

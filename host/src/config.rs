@@ -121,6 +121,9 @@ pub struct CacheConfig {
     pub max_loaded_models: usize,
     /// Bytes of image embeddings kept (least recently used goes first).
     pub embedding_cache_bytes: u64,
+    /// How they are kept: `f32` as computed, or `f16` (half the bytes, so twice the images;
+    /// widened back for each use, and masks can differ from f32's by a pixel at an edge).
+    pub embedding_precision: crate::cache::EmbeddingPrecision,
     /// Bytes of rasters kept by `POST /images` under `server.cache_dir` (least recently used
     /// goes first).
     pub image_store_bytes: u64,
@@ -135,6 +138,7 @@ impl Default for CacheConfig {
         CacheConfig {
             max_loaded_models: 2,
             embedding_cache_bytes: 1024 * 1024 * 1024,
+            embedding_precision: crate::cache::EmbeddingPrecision::F32,
             image_store_bytes: 20 * 1024 * 1024 * 1024,
             gdal_cache_bytes: 256 * 1024 * 1024,
         }

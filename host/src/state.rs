@@ -82,6 +82,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             models: ModelCache::new(config.caches.max_loaded_models),
             embeddings: EmbeddingCache::new(config.caches.embedding_cache_bytes)
+                .with_precision(config.caches.embedding_precision)
                 .with_shared(shared_embeddings),
             images: open_images(&config),
             limiter: Arc::new(InferenceLimiter::new(

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use lru::LruCache;
 use parking_lot::Mutex;
 
+use super::held_embedding::{EmbeddingPrecision, HeldEmbedding};
 use crate::cluster::shared_embeddings::{Obtained, SharedEmbeddings};
 use crate::error::AppError;
 use crate::models::Embedding;
@@ -58,7 +59,7 @@ pub struct EmbeddingKey {
 type Slot = Arc<OnceLock<Result<(Arc<Embedding>, CacheOutcome), AppError>>>;
 
 struct Entries {
-    lru: LruCache<EmbeddingKey, Arc<Embedding>>,
+    lru: LruCache<EmbeddingKey, HeldEmbedding>,
     bytes: u64,
 }
 
@@ -76,6 +77,8 @@ pub struct EmbeddingCache {
     computing: Mutex<HashMap<EmbeddingKey, Slot>>,
     /// The cluster's tier under this one; `None` on a single node.
     shared: Option<SharedEmbeddings>,
+    /// How embeddings are held (`[caches] embedding_precision`).
+    precision: EmbeddingPrecision,
 }
 
 impl EmbeddingCache {
@@ -89,7 +92,14 @@ impl EmbeddingCache {
             }),
             computing: Mutex::new(HashMap::new()),
             shared: None,
+            precision: EmbeddingPrecision::F32,
         }
+    }
+
+    /// This cache holding its embeddings at `precision`.
+    pub fn with_precision(mut self, precision: EmbeddingPrecision) -> EmbeddingCache {
+        self.precision = precision;
+        self
     }
 
     /// This cache over the cluster's shared tier (`None`: alone).
@@ -113,9 +123,10 @@ impl EmbeddingCache {
     ) -> Result<(Arc<Embedding>, CacheOutcome), AppError> {
         let mut compute = Some(compute);
         loop {
-            if let Some(e) = self.entries.lock().lru.get(key) {
+            let held = self.entries.lock().lru.get(key).cloned();
+            if let Some(held) = held {
                 crate::metrics::embedding_cache_lookup(CacheOutcome::Hit);
-                return Ok((e.clone(), CacheOutcome::Hit));
+                return Ok((held.embedding(), CacheOutcome::Hit));
             }
             let slot = self
                 .computing
@@ -180,12 +191,13 @@ impl EmbeddingCache {
     }
 
     fn insert(&self, key: EmbeddingKey, embedding: Arc<Embedding>) {
-        let size = embedding.size_bytes();
+        let held = HeldEmbedding::hold(&embedding, self.precision);
+        let size = held.size_bytes();
         if size > self.budget {
             return;
         }
         let mut entries = self.entries.lock();
-        if let Some(old) = entries.lru.put(key, embedding) {
+        if let Some(old) = entries.lru.put(key, held) {
             entries.bytes -= old.size_bytes();
         }
         entries.bytes += size;

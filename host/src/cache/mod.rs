@@ -2,9 +2,11 @@
 //! inferences running at once.
 
 mod embeddings;
+mod held_embedding;
 mod limiter;
 mod models;
 
 pub use embeddings::{CacheOutcome, EmbeddingCache, EmbeddingKey};
+pub use held_embedding::EmbeddingPrecision;
 pub use limiter::{BackgroundPermit, InferenceLimiter, InferencePermit};
 pub use models::{ModelCache, ModelKey};

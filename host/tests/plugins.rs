@@ -705,6 +705,37 @@ fn a_wit_type_mismatch_is_refused_at_load_naming_the_field() {
     host.format("json", &small_request()).unwrap();
 }
 
+/// A component whose copied WIT renamed a record field (testing/misbuilt-field: `mask.pixels`
+/// for `mask.area`) is refused at load time too, the reason naming the function, the path to
+/// the record and both names.
+#[test]
+fn a_renamed_wit_field_is_refused_at_load_naming_it() {
+    let dir = plugin_dir(
+        "misbuilt-field",
+        &["testing/misbuilt-field.wasm", "json.wasm"],
+    );
+    let host = PluginHost::new(
+        &config(&dir, &[("json", "json.wasm")], &[]),
+        &temp_dir("misbuilt-field-cache"),
+    )
+    .unwrap();
+    assert_eq!(host.failed().len(), 1, "{:?}", host.failed());
+    let failure = &host.failed()[0];
+    assert_eq!(failure.file, "misbuilt-field.wasm");
+    let error = &failure.error;
+    eprintln!("{error}");
+    assert!(
+        error.contains("samgeo:plugin/formatter@0.2.0#format: parameter req.masks.masks[]"),
+        "the reason must name the function and the path: {error}"
+    );
+    assert!(
+        error.contains("expected record field named area, found pixels"),
+        "the reason must name both fields: {error}"
+    );
+    assert!(!host.format_names().contains(&"misbuilt-field".to_string()));
+    host.format("json", &small_request()).unwrap();
+}
+
 /// A tiled run's result may be far above `server.max_pixels`: a 20000 x 20000 mask set with a
 /// few small masks (one label above 255, so UInt16: the whole raster would be 800 MB) formats
 /// to GeoTIFF inside the default plugin memory limit, because the raster is painted and

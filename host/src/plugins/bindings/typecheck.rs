@@ -67,7 +67,11 @@ fn describe(at: &str, chain: &[String], params: &[(String, Type)], results: &[Ty
     }
     let root = chain
         .last()
-        .map(|m| m.replace('`', "").replace(" found ", ", found "))
+        .map(|m| {
+            m.replace('`', "")
+                .replace(", found ", " found ")
+                .replace(" found ", ", found ")
+        })
         .unwrap_or_else(|| "type mismatch".to_string());
     let path = match side {
         Some(true) => params
@@ -138,6 +142,15 @@ mod tests {
         assert_eq!(
             describe("i#f", &chain, &[], &[]),
             "i#f: parameters (masks.masks.area): expected u64, found u32"
+        );
+        // A renamed field: wasmtime's message has its own comma, which is kept single.
+        let chain = [
+            "type mismatch with parameters".to_string(),
+            "expected record field named `area`, found `pixels`".to_string(),
+        ];
+        assert_eq!(
+            describe("i#f", &chain, &[], &[]),
+            "i#f: parameters (): expected record field named area, found pixels"
         );
     }
 }

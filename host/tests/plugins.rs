@@ -149,6 +149,24 @@ fn size_filter_drops_by_area() {
     assert_eq!(ids(&out.masks), vec![1, 2]);
 }
 
+/// Filters named by a request run after the configured chain, on its output: with the chain
+/// `size` (min_size 200) and the request's `unique=false` (union of the masks), the union is of
+/// the one mask `size` kept (400 px); the other order would give the union of all three (509).
+#[test]
+fn request_filters_run_after_the_chain() {
+    let host = builtin_host("order", &["size.wasm"]);
+    let mut req = small_request();
+    let areas: Vec<u64> = req.masks.masks.iter().map(|m| m.area).collect();
+    assert_eq!(areas, vec![100, 9, 400]);
+    param(&mut req, "min_size", "200");
+    param(&mut req, "filters", "unique");
+    param(&mut req, "unique", "false");
+    let out = host.apply_filters(req).unwrap();
+    assert_eq!(out.masks.len(), 1, "{:?}", out.masks);
+    assert_eq!(out.masks[0].area, 400, "the chain ran first");
+    assert_eq!(out.masks[0].label, 255, "then unique=false merged");
+}
+
 #[test]
 fn foreground_drops_a_full_image_background() {
     let host = builtin_host("foreground", &["foreground.wasm"]);

@@ -438,6 +438,8 @@ pub struct SegmentPlanner(pub AppState);
 struct SegmentJob {
     state: AppState,
     work: SegmentWork,
+    /// Keeps a stored image from eviction while the job runs.
+    _pin: Option<crate::images::ImagePin>,
 }
 
 impl JobWork for SegmentJob {
@@ -475,9 +477,17 @@ impl Planner for SegmentPlanner {
                 (ImageRef::Stored(id), _) => ImageInput::Stored(id.clone()),
                 (ImageRef::Source(path), _) => ImageInput::Source(path.clone()),
             };
+            let pin = match &image {
+                ImageInput::Stored(id) => Some(state.images.pin(id)),
+                _ => None,
+            };
             let form = Form::from_fields(spec.fields);
             let work = build(&state, spec.process, &form, image, deadline).await?;
-            Ok(Box::new(SegmentJob { state, work }) as Box<dyn JobWork>)
+            Ok(Box::new(SegmentJob {
+                state,
+                work,
+                _pin: pin,
+            }) as Box<dyn JobWork>)
         })
     }
 }

@@ -7,4 +7,4 @@ pub mod store;
 
 pub use describe::{describe, ImageDescription};
 pub use source::{check_source, source_key};
-pub use store::{extension_for, is_image_id, ImageStore, StoreError, StoredImage};
+pub use store::{extension_for, is_image_id, ImagePin, ImageStore, StoreError, StoredImage};

@@ -15,8 +15,10 @@
 //! removed only once they are older than `leftover_age`: a younger one may be another
 //! replica's upload in progress.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use lru::LruCache;
@@ -43,6 +45,28 @@ pub struct StoredImage {
 struct Index {
     lru: LruCache<String, StoredImage>,
     bytes: u64,
+    /// Images in use by running jobs ([`ImageStore::pin`]), with how many pins each: never
+    /// evicted while pinned (the store may stay over its budget meanwhile).
+    pins: HashMap<String, usize>,
+}
+
+/// Keeps a stored image from eviction while held (a job running on it); see
+/// [`ImageStore::pin`].
+pub struct ImagePin {
+    index: Arc<Mutex<Index>>,
+    id: String,
+}
+
+impl Drop for ImagePin {
+    fn drop(&mut self) {
+        let mut index = self.index.lock();
+        if let Some(n) = index.pins.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                index.pins.remove(&self.id);
+            }
+        }
+    }
 }
 
 /// The image store.
@@ -53,7 +77,7 @@ pub struct ImageStore {
     leftover_age: Duration,
     /// When leftovers were last swept (at most once per `leftover_age`, on insert).
     last_sweep: Mutex<SystemTime>,
-    index: Mutex<Index>,
+    index: Arc<Mutex<Index>>,
 }
 
 /// Why an image could not be stored.
@@ -90,10 +114,11 @@ impl ImageStore {
             budget,
             leftover_age,
             last_sweep: Mutex::new(SystemTime::now()),
-            index: Mutex::new(Index {
+            index: Arc::new(Mutex::new(Index {
                 lru: LruCache::unbounded(),
                 bytes: 0,
-            }),
+                pins: HashMap::new(),
+            })),
         };
         if let Err(e) = store.rebuild() {
             tracing::warn!(dir = %store.dir.display(), error = %e, "image store: cannot read the directory");
@@ -262,6 +287,17 @@ impl ImageStore {
         self.adopt(id)
     }
 
+    /// Keeps image `id` from eviction until the returned pin is dropped (a job that may read it
+    /// for hours). On a shared directory this holds for this replica's evictions only. An
+    /// explicit `DELETE /images/{id}` still removes it.
+    pub fn pin(&self, id: &str) -> ImagePin {
+        *self.index.lock().pins.entry(id.to_string()).or_default() += 1;
+        ImagePin {
+            index: self.index.clone(),
+            id: id.to_string(),
+        }
+    }
+
     /// Drops `id` from the index (its files are gone, or about to go).
     fn forget(&self, id: &str) {
         let mut index = self.index.lock();
@@ -373,7 +409,8 @@ pub fn extension_for(driver: &str) -> &'static str {
     }
 }
 
-/// Pops least recently used images until the bytes fit `budget`, never `keep`. In a `shared`
+/// Pops least recently used images until the bytes fit `budget`, never `keep` nor a pinned
+/// image. In a `shared`
 /// directory an image another replica used after this one did (a newer mtime) is kept, as the
 /// most recently used: least recently used here is not least recently used in the cluster.
 fn evict(index: &mut Index, budget: u64, keep: Option<&str>, shared: bool) -> Vec<StoredImage> {
@@ -389,6 +426,11 @@ fn evict(index: &mut Index, budget: u64, keep: Option<&str>, shared: bool) -> Ve
             // Only the new image is left and it fits the budget (checked before): keep it.
             index.lru.put(id, image);
             break;
+        }
+        if index.pins.contains_key(&id) {
+            // A running job reads it: spared (to the back of the queue).
+            index.lru.put(id, image);
+            continue;
         }
         if shared {
             let mtime = fs::metadata(&image.path).and_then(|m| m.modified()).ok();
@@ -461,6 +503,35 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("samgeo-store-{}-{tag}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn a_pinned_image_is_not_evicted_until_its_pin_is_dropped() {
+        let dir = temp_dir("pin");
+        let store = ImageStore::open(dir.clone(), 250);
+        assert!(put(&store, 1, 100));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(put(&store, 2, 100));
+        let pin = store.pin(&id(1));
+        let second = store.pin(&id(1));
+        // 1 is the least recently used but pinned: 2 goes instead.
+        assert!(put(&store, 3, 100));
+        assert!(store.get(&id(1)).is_some(), "pinned");
+        assert!(store.get(&id(2)).is_none(), "evicted in its place");
+        drop(pin);
+        // Still pinned once: with 1 and 3 both over the budget, 3 goes.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(put(&store, 4, 100));
+        assert!(store.get(&id(1)).is_some(), "one pin is left");
+        drop(second);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        store.get(&id(4));
+        assert!(put(&store, 5, 100));
+        assert!(
+            store.get(&id(1)).is_none(),
+            "unpinned, it is the least recently used"
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

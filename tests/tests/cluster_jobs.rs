@@ -16,50 +16,18 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::cluster::RedisServer;
-use common::rasters::{Rect, Scene, BLUE, GREEN, RED, UTM_GT};
+use common::rasters::Scene;
 use common::Server;
 use serde_json::{json, Value};
 
 /// How long a silent replica keeps a tile (and a job) in these tests.
 const CLAIM_IDLE_MS: i64 = 2000;
 
-/// A 1024×640 scene: 15 tiles of 256 px (overlap 32), an object in each part.
-fn tiled_scene() -> Scene {
-    let mut rects = Vec::new();
-    for (i, (x, y)) in [
-        (60, 60),
-        (420, 80),
-        (700, 120),
-        (120, 400),
-        (500, 420),
-        (820, 430),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        rects.push(Rect {
-            x0: x,
-            y0: y,
-            x1: x + 70,
-            y1: y + 60,
-            rgb: if i % 2 == 0 { RED } else { BLUE },
-        });
-    }
-    Scene {
-        width: 1024,
-        height: 640,
-        background: GREEN,
-        rects,
-        geotransform: Some(UTM_GT),
-        epsg: Some(32618),
-    }
-}
-
 /// The tiled automatic job, its raster inline.
 fn tiled_body() -> Value {
     json!({ "inputs": {
         "image": {
-            "value": base64::engine::general_purpose::STANDARD.encode(tiled_scene().geotiff()),
+            "value": base64::engine::general_purpose::STANDARD.encode(Scene::six_objects_1024x640().geotiff()),
             "mediaType": "image/tiff",
         },
         "model_version": "sam2",
@@ -342,7 +310,7 @@ fn a_tiled_job_spreads_over_replicas_and_survives_killed_replicas() {
     assert_eq!(r.status().as_u16(), 503);
     let r = replicas[1].post_form(
         "/segment/predict",
-        Some(("scene.tif", tiled_scene().geotiff())),
+        Some(("scene.tif", Scene::six_objects_1024x640().geotiff())),
         &[("model_version", "sam2"), ("point_coords", "[[90, 90]]")],
     );
     assert_eq!(

@@ -446,42 +446,10 @@ fn processes_are_described_and_documented() {
     assert!(doc["paths"]["/jobs/{jobID}"]["delete"].is_object());
 }
 
-/// A scene large enough for several tiles of 256 px, with an object in each part.
-fn tiled_scene() -> Scene {
-    let mut rects = Vec::new();
-    for (i, (x, y)) in [
-        (60, 60),
-        (420, 80),
-        (700, 120),
-        (120, 400),
-        (500, 420),
-        (820, 430),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        rects.push(Rect {
-            x0: x,
-            y0: y,
-            x1: x + 70,
-            y1: y + 60,
-            rgb: if i % 2 == 0 { RED } else { BLUE },
-        });
-    }
-    Scene {
-        width: 1024,
-        height: 640,
-        background: GREEN,
-        rects,
-        geotransform: Some(UTM_GT),
-        epsg: Some(32618),
-    }
-}
-
 /// A tiled automatic job: `tiling=on` in tiles of 256 px.
 fn tiled_body() -> Value {
     json!({ "inputs": {
-        "image": inline(&tiled_scene().geotiff()),
+        "image": inline(&Scene::six_objects_1024x640().geotiff()),
         "model_version": "sam2",
         "points_per_side": 6,
         "pred_iou_thresh": 0,

@@ -344,6 +344,21 @@ fn rasters_over_max_tiled_pixels_are_refused() {
     assert!(total > 1, "tiled: {tiles}");
 }
 
+/// A tiled answer: 200 with GeoJSON; its `X-Samgeo-Tiles` header, body and features.
+fn tiled_answer(r: reqwest::blocking::Response) -> (String, String, geojson::FeatureCollection) {
+    let status = r.status().as_u16();
+    let tiles = r
+        .headers()
+        .get("x-samgeo-tiles")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let text = r.text().unwrap();
+    assert_eq!(status, 200, "{text}");
+    let fc =
+        geojson::FeatureCollection::try_from(text.parse::<geojson::GeoJson>().unwrap()).unwrap();
+    (tiles, text, fc)
+}
+
 fn segment_sparse(size: usize, fields: &[(&str, &str)]) -> (f64, u64, String) {
     let server = Server::start_with(
         |c| {
@@ -366,16 +381,7 @@ fn segment_sparse(size: usize, fields: &[(&str, &str)]) -> (f64, u64, String) {
     let start = std::time::Instant::now();
     let r = server.post_form("/segment/automatic", Some(("big.tif", tiff)), fields);
     let seconds = start.elapsed().as_secs_f64();
-    let status = r.status().as_u16();
-    let tiles = r
-        .headers()
-        .get("x-samgeo-tiles")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let text = r.text().unwrap();
-    assert_eq!(status, 200, "{text}");
-    let fc =
-        geojson::FeatureCollection::try_from(text.parse::<geojson::GeoJson>().unwrap()).unwrap();
+    let (tiles, _, fc) = tiled_answer(r);
     let polys = feature_polygons(&fc);
     let red = footprint(&block(x + 64, y + 64, x + 128, y + 128, RED));
     assert!(
@@ -416,9 +422,11 @@ fn measure_sparse_rasters() {
     }
 }
 
-/// Time and peak RSS for a raster with data everywhere (`size`², a 256-px grid of squares on a
-/// green field): every tile is segmented and its masks kept until the merge, unlike the sparse
-/// rasters above. Run with `--ignored --nocapture`.
+/// Time and peak RSS for a raster with data everywhere (`size`², default 8192, from
+/// `SAMGEO_DENSE_SIZE`; a 256-px grid of squares on a green field): every tile is segmented,
+/// unlike the sparse rasters above. Side by side in one run: GDAL's block cache at GDAL's own
+/// default (5 % of the machine's memory) and at this server's bound (`caches.gdal_cache_bytes`).
+/// Run with `--ignored --nocapture`.
 #[test]
 #[ignore]
 fn measure_dense_raster() {
@@ -438,48 +446,56 @@ fn measure_dense_raster() {
         }
     }
     let tiff = sparse_geotiff(size, &blocks);
-    let server = Server::start_with(
-        |c| {
-            c["server"]
-                .as_table_mut()
-                .unwrap()
-                .insert("request_timeout_secs".into(), toml::Value::Integer(3600));
-        },
-        &[],
-    );
-    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let start = std::time::Instant::now();
+    let mem_total_kib: i64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let gdal_default = mem_total_kib * 1024 / 20;
+    let bound = 256 * 1024 * 1024;
     let client = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(3600))
         .build()
         .unwrap();
-    let form = common::Form::new()
-        .part("file", common::Part::bytes(tiff).file_name("dense.tif"))
-        .text("points_per_side", "8")
-        .text("tiling", "on");
-    let r = client
-        .post(server.url("/segment/automatic"))
-        .multipart(form)
-        .send()
-        .unwrap();
-    let seconds = start.elapsed().as_secs_f64();
-    let status = r.status().as_u16();
-    let tiles = r
-        .headers()
-        .get("x-samgeo-tiles")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let text = r.text().unwrap();
-    assert_eq!(status, 200, "{text}");
-    let fc =
-        geojson::FeatureCollection::try_from(text.parse::<geojson::GeoJson>().unwrap()).unwrap();
-    let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "dense {size}²: {seconds:.1} s, peak RSS {} MiB, {} features, {} bytes of GeoJSON, tiles {tiles}, load {} → {}",
-        peak_rss(server.pid()) >> 20,
-        fc.features.len(),
-        text.len(),
-        load_before.trim(),
-        load_after.trim()
-    );
+    for (label, cache) in [("GDAL default", gdal_default), ("bounded", bound)] {
+        let server = Server::start_with(
+            |c| {
+                c["server"]
+                    .as_table_mut()
+                    .unwrap()
+                    .insert("request_timeout_secs".into(), toml::Value::Integer(3600));
+                let mut caches = toml::Table::new();
+                caches.insert("gdal_cache_bytes".into(), cache.into());
+                c.insert("caches".into(), caches.into());
+            },
+            &[],
+        );
+        let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let form = common::Form::new()
+            .part(
+                "file",
+                common::Part::bytes(tiff.clone()).file_name("dense.tif"),
+            )
+            .text("points_per_side", "8")
+            .text("tiling", "on");
+        let start = std::time::Instant::now();
+        let r = client
+            .post(server.url("/segment/automatic"))
+            .multipart(form)
+            .send()
+            .unwrap();
+        let seconds = start.elapsed().as_secs_f64();
+        let (tiles, text, fc) = tiled_answer(r);
+        let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!(
+            "dense {size}², GDAL cache {label} ({} MiB): {seconds:.1} s, peak RSS {} MiB, {} features, {} bytes of GeoJSON, tiles {tiles}, load {} → {}",
+            cache >> 20,
+            peak_rss(server.pid()) >> 20,
+            fc.features.len(),
+            text.len(),
+            load_before.trim(),
+            load_after.trim()
+        );
+    }
 }

@@ -154,6 +154,20 @@ impl JobRecord {
     }
 }
 
+/// An accepted automatic job on a stored image, for the stores' tests.
+#[cfg(test)]
+pub(crate) fn test_job(id: &str, created: i64) -> JobRecord {
+    JobRecord::accepted(
+        id.into(),
+        JobSpec {
+            process: ProcessId::Automatic,
+            fields: vec![("points_per_side".into(), "8".into())],
+            image: ImageRef::Stored("abc".into()),
+        },
+        created,
+    )
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

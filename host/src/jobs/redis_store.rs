@@ -429,22 +429,11 @@ impl JobStore for RedisStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::{ImageRef, ProcessId};
     use super::super::sqlite::SqliteStore;
     use super::*;
     use crate::cluster::test_redis::TestRedis;
 
-    fn job(id: &str, created: i64) -> JobRecord {
-        JobRecord::accepted(
-            id.into(),
-            JobSpec {
-                process: ProcessId::Automatic,
-                fields: vec![("points_per_side".into(), "8".into())],
-                image: ImageRef::Stored("abc".into()),
-            },
-            created,
-        )
-    }
+    use super::super::record::test_job as job;
 
     /// The life of two jobs, checked against any store: the Redis store must answer exactly as
     /// the SQLite one.

@@ -346,20 +346,9 @@ impl JobStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::{ImageRef, ProcessId};
     use super::*;
 
-    fn job(id: &str, created: i64) -> JobRecord {
-        JobRecord::accepted(
-            id.into(),
-            JobSpec {
-                process: ProcessId::Automatic,
-                fields: vec![("points_per_side".into(), "8".into())],
-                image: ImageRef::Stored("abc".into()),
-            },
-            created,
-        )
-    }
+    use super::super::record::test_job as job;
 
     #[test]
     fn a_job_goes_through_its_states() {

@@ -77,6 +77,37 @@ impl Scene {
         }
     }
 
+    /// 1024×640 with six small objects spread over it, EPSG:32618: several tiles of 256 px
+    /// (overlap 32), an object in each part (the tiled job tests).
+    pub fn six_objects_1024x640() -> Scene {
+        let rects = [
+            (60, 60),
+            (420, 80),
+            (700, 120),
+            (120, 400),
+            (500, 420),
+            (820, 430),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (x, y))| Rect {
+            x0: x,
+            y0: y,
+            x1: x + 70,
+            y1: y + 60,
+            rgb: if i % 2 == 0 { RED } else { BLUE },
+        })
+        .collect();
+        Scene {
+            width: 1024,
+            height: 640,
+            background: GREEN,
+            rects,
+            geotransform: Some(UTM_GT),
+            epsg: Some(32618),
+        }
+    }
+
     /// Pixels, band-sequential.
     fn bands(&self) -> [Vec<u8>; 3] {
         let n = self.width * self.height;
